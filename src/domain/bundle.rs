@@ -1,0 +1,301 @@
+//! The intake contract (DESIGN §2): a bundle manifest with applicant, facts,
+//! children and documents, parsed strictly enough that every missing or
+//! malformed required field is named in the error.
+//!
+//! Parsing is pure: it takes bytes and returns a `Manifest` or a `ManifestError`.
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The address block of the applicant, used only for the letter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Address {
+    pub street: String,
+    pub postal_code: String,
+    pub city: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Applicant {
+    pub given_name: String,
+    pub family_name: String,
+    pub address: Option<Address>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Child {
+    pub given_name: String,
+    pub family_name: String,
+    pub birth_date: NaiveDate,
+}
+
+/// How a document's bytes travel: by reference to a file or inline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentSource {
+    /// Relative to the bundle directory (or the intake root on AMQP).
+    Path(String),
+    /// Base64 bytes inside the message.
+    Inline(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentRef {
+    pub document_id: String,
+    pub filename: String,
+    pub media_type: String,
+    /// Lower-case hex SHA-256 the intake computed; `None` if it sent none.
+    pub sha256: Option<String>,
+    /// The slot the applicant uploaded into: a hint, never trusted.
+    pub declared_type: Option<String>,
+    pub source: DocumentSource,
+}
+
+/// A validated bundle manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub bundle_id: String,
+    pub case_id: Option<String>,
+    pub procedure: String,
+    pub tenant: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub applicant: Applicant,
+    /// Facts the applicant declared, by name (booleans, numbers, strings).
+    pub facts: BTreeMap<String, Value>,
+    pub children: Vec<Child>,
+    pub documents: Vec<DocumentRef>,
+}
+
+/// Why a manifest is unusable. Each variant names the field, so intake
+/// systems can fix what they send; none carries personal data.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("manifest must be a JSON object")]
+    NotAnObject,
+    #[error("required field `{0}` is missing")]
+    Missing(String),
+    #[error("field `{field}` is malformed: {why}")]
+    Malformed { field: String, why: String },
+}
+
+fn malformed(field: impl Into<String>, why: impl Into<String>) -> ManifestError {
+    ManifestError::Malformed { field: field.into(), why: why.into() }
+}
+
+/// Identifiers end up in file names, database keys and AMQP headers; keep
+/// them to a safe alphabet so none of those can be abused.
+fn check_id(field: &str, value: &str) -> Result<(), ManifestError> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !value.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(malformed(field, "must be 1–128 characters of A–Z, a–z, 0–9, '-', '_', '.'"))
+    }
+}
+
+fn get<'a>(obj: &'a serde_json::Map<String, Value>, prefix: &str, key: &str) -> Result<&'a Value, ManifestError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Err(ManifestError::Missing(format!("{prefix}{key}"))),
+        Some(v) => Ok(v),
+    }
+}
+
+fn get_str(obj: &serde_json::Map<String, Value>, prefix: &str, key: &str) -> Result<String, ManifestError> {
+    match get(obj, prefix, key)? {
+        Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+        Value::String(_) => Err(malformed(format!("{prefix}{key}"), "must not be empty")),
+        _ => Err(malformed(format!("{prefix}{key}"), "must be a string")),
+    }
+}
+
+fn opt_str(obj: &serde_json::Map<String, Value>, prefix: &str, key: &str) -> Result<Option<String>, ManifestError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(malformed(format!("{prefix}{key}"), "must be a string")),
+    }
+}
+
+fn as_object<'a>(v: &'a Value, field: &str) -> Result<&'a serde_json::Map<String, Value>, ManifestError> {
+    v.as_object().ok_or_else(|| malformed(field, "must be an object"))
+}
+
+impl Manifest {
+    /// Parses and validates a manifest. Unknown fields are ignored (DESIGN §2).
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| ManifestError::NotJson(e.to_string()))?;
+        Self::from_value(&value)
+    }
+
+    pub fn from_value(value: &Value) -> Result<Manifest, ManifestError> {
+        let obj = value.as_object().ok_or(ManifestError::NotAnObject)?;
+        let bundle_id = get_str(obj, "", "bundle_id")?;
+        check_id("bundle_id", &bundle_id)?;
+        let case_id = opt_str(obj, "", "case_id")?;
+        if let Some(c) = &case_id {
+            check_id("case_id", c)?;
+        }
+        let procedure = get_str(obj, "", "procedure")?;
+        check_id("procedure", &procedure)?;
+        let tenant = opt_str(obj, "", "tenant")?;
+        if let Some(t) = &tenant {
+            check_id("tenant", t)?;
+        }
+        let received_raw = get_str(obj, "", "received_at")?;
+        let received_at = DateTime::parse_from_rfc3339(&received_raw)
+            .map_err(|_| malformed("received_at", "must be an RFC 3339 timestamp, e.g. 2026-11-20T09:14:00Z"))?
+            .with_timezone(&Utc);
+
+        let applicant_obj = as_object(get(obj, "", "applicant")?, "applicant")?;
+        let address = match applicant_obj.get("address") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let a = as_object(v, "applicant.address")?;
+                Some(Address {
+                    street: get_str(a, "applicant.address.", "street")?,
+                    postal_code: get_str(a, "applicant.address.", "postal_code")?,
+                    city: get_str(a, "applicant.address.", "city")?,
+                })
+            }
+        };
+        let applicant = Applicant {
+            given_name: get_str(applicant_obj, "applicant.", "given_name")?,
+            family_name: get_str(applicant_obj, "applicant.", "family_name")?,
+            address,
+        };
+
+        let facts = match obj.get("facts") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(v) => as_object(v, "facts")?.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+
+        let children = match obj.get("children") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let prefix = format!("children[{i}].");
+                    let c = as_object(v, &format!("children[{i}]"))?;
+                    let raw = get_str(c, &prefix, "birth_date")?;
+                    let birth_date = NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
+                        .map_err(|_| malformed(format!("{prefix}birth_date"), "must be a date YYYY-MM-DD"))?;
+                    Ok(Child {
+                        given_name: get_str(c, &prefix, "given_name")?,
+                        family_name: get_str(c, &prefix, "family_name")?,
+                        birth_date,
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(malformed("children", "must be an array")),
+        };
+
+        let documents = match get(obj, "", "documents")? {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| parse_document(i, v))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err(malformed("documents", "must be an array")),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, d) in documents.iter().enumerate() {
+            if !seen.insert(d.document_id.as_str()) {
+                return Err(malformed(format!("documents[{i}].document_id"), "is used twice"));
+            }
+        }
+
+        Ok(Manifest { bundle_id, case_id, procedure, tenant, received_at, applicant, facts, children, documents })
+    }
+
+    /// The date the bundle was received, in which ages and freshness are computed.
+    pub fn received_on(&self) -> NaiveDate {
+        self.received_at.date_naive()
+    }
+}
+
+fn parse_document(i: usize, v: &Value) -> Result<DocumentRef, ManifestError> {
+    let prefix = format!("documents[{i}].");
+    let d = as_object(v, &format!("documents[{i}]"))?;
+    let document_id = get_str(d, &prefix, "document_id")?;
+    check_id(&format!("{prefix}document_id"), &document_id)?;
+    let filename = get_str(d, &prefix, "filename")?;
+    let media_type = get_str(d, &prefix, "media_type")?.to_ascii_lowercase();
+    let sha256 = opt_str(d, &prefix, "sha256")?.map(|s| s.to_ascii_lowercase());
+    if let Some(h) = &sha256 {
+        if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(malformed(format!("{prefix}sha256"), "must be 64 hexadecimal characters"));
+        }
+    }
+    let declared_type = opt_str(d, &prefix, "declared_type")?;
+    let path = opt_str(d, &prefix, "path")?;
+    let inline = opt_str(d, &prefix, "content_base64")?;
+    let source = match (path, inline) {
+        (Some(p), None) => {
+            let p_ok = !p.starts_with('/') && !p.split(['/', '\\']).any(|part| part == "..") && !p.contains('\0');
+            if !p_ok {
+                return Err(malformed(format!("{prefix}path"), "must be a relative path inside the bundle"));
+            }
+            DocumentSource::Path(p)
+        }
+        (None, Some(b)) => DocumentSource::Inline(b),
+        (Some(_), Some(_)) => {
+            return Err(malformed(format!("{prefix}path"), "give either `path` or `content_base64`, not both"));
+        }
+        (None, None) => return Err(ManifestError::Missing(format!("{prefix}path"))),
+    };
+    Ok(DocumentRef { document_id, filename, media_type, sha256, declared_type, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Value {
+        serde_json::json!({
+            "bundle_id": "b-1", "procedure": "uvg", "received_at": "2026-11-20T09:14:00Z",
+            "applicant": {"given_name": "A", "family_name": "B"},
+            "children": [{"given_name": "C", "family_name": "B", "birth_date": "2012-05-02"}],
+            "documents": [{"document_id": "d1", "filename": "x.pdf", "media_type": "application/pdf", "path": "x.pdf"}],
+            "unknown_field": 1
+        })
+    }
+
+    #[test]
+    fn a_minimal_manifest_parses_and_ignores_unknown_fields() {
+        let m = Manifest::from_value(&minimal()).unwrap();
+        assert_eq!(m.bundle_id, "b-1");
+        assert_eq!(m.children.len(), 1);
+    }
+
+    #[test]
+    fn each_broken_field_is_named_in_the_error() {
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("bundle_id", Value::Null, "bundle_id"),
+            ("received_at", Value::String("yesterday".into()), "received_at"),
+            ("documents", Value::String("x".into()), "documents"),
+            ("children", serde_json::json!([{"given_name": "C", "family_name": "B", "birth_date": "02.05.2012"}]), "children[0].birth_date"),
+            ("bundle_id", Value::String("../etc".into()), "bundle_id"),
+        ];
+        for (key, value, expected_field) in cases {
+            let mut v = minimal();
+            v[key] = value;
+            let err = Manifest::from_value(&v).unwrap_err().to_string();
+            assert!(err.contains(expected_field), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_path_escaping_the_bundle_is_refused() {
+        let mut v = minimal();
+        v["documents"][0]["path"] = Value::String("../../secret".into());
+        assert!(Manifest::from_value(&v).unwrap_err().to_string().contains("documents[0].path"));
+    }
+}

@@ -1,0 +1,262 @@
+//! Classification: scores every page against the catalogue, keeps the
+//! matched phrases as evidence, and cuts each document into segments of
+//! consecutive pages of one type.
+//!
+//! A new segment starts where a page carries the heading of another type,
+//! so one scanned PDF holding several documents is split, while a page 2
+//! without a heading stays with the document before it.
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::catalogue::{Catalogue, SignalKind, UNKNOWN};
+use super::dates;
+use super::document::{DocumentProblem, ExtractedDocument, ExtractedPage, ProblemKind, TextSource};
+use super::text::{find, fold};
+
+/// What the classifier concluded about one page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PageVerdict {
+    pub number: u32,
+    /// Reported catalogue id (or `unbekannt`).
+    pub doc_type: String,
+    /// Confidence in 0..1.
+    pub score: f64,
+    /// Phrases that matched for the chosen type.
+    pub evidence: Vec<String>,
+    /// Whether the chosen type's heading appears on the page.
+    pub has_title: bool,
+    /// The runner-up type and its confidence, for the caseworker.
+    pub runner_up: Option<(String, f64)>,
+}
+
+/// A run of pages of one document judged to be one document of one type.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Segment {
+    pub document_id: String,
+    pub first_page: u32,
+    pub last_page: u32,
+    #[serde(rename = "type")]
+    pub doc_type: String,
+    pub label: String,
+    pub score: f64,
+    pub evidence: Vec<String>,
+    pub text_source: TextSource,
+    /// Mean OCR confidence over OCR'd pages (0..100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocr_confidence: Option<f32>,
+    /// The upload slot the applicant chose, and whether it agrees.
+    pub declared_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared_type_matches: Option<bool>,
+    /// The document's own date (issue date or period end), if readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_date: Option<NaiveDate>,
+    /// Why the type is `unbekannt`, or why the document could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<DocumentProblem>,
+    /// The segment's text in folded form, for name matching; never serialised.
+    #[serde(skip)]
+    pub folded_text: String,
+}
+
+impl Segment {
+    /// Whether the segment carries usable content (false for unreadable uploads).
+    pub fn is_readable(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// Scores one page. `declared` is the upload slot, used only to confirm a
+/// weak but agreeing best guess, never to override the text.
+pub fn classify_page(page: &ExtractedPage, catalogue: &Catalogue, declared: Option<&str>) -> PageVerdict {
+    let folded = fold(&page.text);
+    let words = folded.split_whitespace().count();
+    // The first third of a page holds the heading of most documents.
+    let head_limit = (folded.len() / 3).max(200);
+    let mut scored: Vec<(usize, f64, Vec<String>, bool)> = Vec::new();
+    for (ti, t) in catalogue.types.iter().enumerate() {
+        let mut score = 0.0;
+        let mut evidence = Vec::new();
+        let mut has_title = false;
+        for s in &t.signals {
+            let mut hits = 0usize;
+            let mut in_head = false;
+            for p in &s.phrases {
+                if let Some(hit) = find(&folded, &p.folded, true) {
+                    hits += 1;
+                    in_head |= hit.start < head_limit;
+                    if s.kind != SignalKind::Against {
+                        evidence.push(p.written.clone());
+                    }
+                }
+            }
+            if hits == 0 {
+                continue;
+            }
+            // Diminishing returns: the second and third phrase of a group
+            // add half as much, more add nothing (long lists of synonyms
+            // must not outweigh a clear heading).
+            let amount = s.weight * (1.0 + 0.5 * (hits.min(3) as f64 - 1.0));
+            match s.kind {
+                // A heading counts fully only at the top of the page; further
+                // down, a document's name is usually a mention ("Anlagen:
+                // Geburtsurkunde, Meldebescheinigung …"), not the document.
+                SignalKind::Title => {
+                    has_title |= in_head;
+                    score += if in_head { amount * 1.5 } else { amount * 0.5 };
+                }
+                SignalKind::Support => score += amount,
+                SignalKind::Against => score -= amount,
+            }
+        }
+        scored.push((ti, score.max(0.0), evidence, has_title));
+    }
+    // Several rule types may report as one id (kinds of `sonstiges`); the
+    // best of them speaks for the id.
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let best = &scored[0];
+    let best_type = &catalogue.types[best.0];
+    let runner = scored.iter().find(|s| catalogue.types[s.0].reported_as != best_type.reported_as);
+    let s1 = best.1;
+    let s2 = runner.map(|r| r.1).unwrap_or(0.0);
+    let strength = 1.0 - (-s1 / catalogue.evidence_scale).exp();
+    let margin = if s1 > 0.0 { (s1 / (s1 + s2) - 0.5) * 2.0 } else { 0.0 };
+    let mut confidence = strength * (0.5 + 0.5 * margin);
+    if page.source == TextSource::Ocr {
+        // Poor OCR makes every phrase less trustworthy.
+        let c = page.ocr_confidence.unwrap_or(50.0).clamp(0.0, 100.0) as f64;
+        confidence *= 0.75 + 0.25 * c / 100.0;
+    }
+    let confidence = (confidence * 1000.0).round() / 1000.0;
+    let runner_up = runner.filter(|r| r.1 > 0.0).map(|r| {
+        let t = &catalogue.types[r.0];
+        let c = 1.0 - (-r.1 / catalogue.evidence_scale).exp();
+        (t.reported_as.clone(), (c * 1000.0).round() / 1000.0)
+    });
+    let accepted = confidence >= catalogue.min_confidence
+        || (declared == Some(best_type.reported_as.as_str()) && confidence >= catalogue.min_confidence * 0.6);
+    if words < 3 || s1 <= 0.0 || !accepted {
+        return PageVerdict {
+            number: page.number,
+            doc_type: UNKNOWN.to_string(),
+            score: confidence,
+            evidence: if s1 > 0.0 { best.2.clone() } else { Vec::new() },
+            has_title: false,
+            runner_up: if s1 > 0.0 { Some((best_type.reported_as.clone(), confidence)) } else { None },
+        };
+    }
+    PageVerdict {
+        number: page.number,
+        doc_type: best_type.reported_as.clone(),
+        score: confidence,
+        evidence: best.2.clone(),
+        has_title: best.3,
+        runner_up,
+    }
+}
+
+fn unreadable_segment(doc: &ExtractedDocument, declared: Option<&str>, problem: DocumentProblem) -> Segment {
+    Segment {
+        document_id: doc.document_id.clone(),
+        first_page: 1,
+        last_page: 1,
+        doc_type: UNKNOWN.to_string(),
+        label: "Nicht lesbares Dokument".to_string(),
+        score: 0.0,
+        evidence: Vec::new(),
+        text_source: TextSource::None,
+        ocr_confidence: None,
+        declared_type: declared.map(str::to_string),
+        declared_type_matches: None,
+        document_date: None,
+        reason: Some(format!("Datei nicht lesbar: {} ({})", problem.kind.label_de(), problem.detail)),
+        problem: Some(problem),
+        folded_text: String::new(),
+    }
+}
+
+/// Cuts one extracted document into typed segments. An unreadable document
+/// becomes a single `unbekannt` segment carrying the reason.
+pub fn segment_document(
+    doc: &ExtractedDocument,
+    declared: Option<&str>,
+    catalogue: &Catalogue,
+    received: NaiveDate,
+) -> Vec<Segment> {
+    if let Some(problem) = &doc.problem {
+        return vec![unreadable_segment(doc, declared, problem.clone())];
+    }
+    if doc.pages.iter().all(|p| p.text.trim().is_empty()) {
+        let problem = DocumentProblem { kind: ProblemKind::NoText, detail: "keine Schrift erkannt".to_string() };
+        return vec![unreadable_segment(doc, declared, problem)];
+    }
+    let verdicts: Vec<PageVerdict> = doc.pages.iter().map(|p| classify_page(p, catalogue, declared)).collect();
+    // Group pages: (type, page indices).
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, v) in verdicts.iter().enumerate() {
+        let continues = match groups.last() {
+            None => false,
+            Some((t, _)) if *t == v.doc_type => true,
+            // A page with its own heading begins a new document.
+            Some(_) if v.has_title => false,
+            // A page without a heading continues a recognised document.
+            Some((t, _)) => t != UNKNOWN,
+        };
+        if continues {
+            groups.last_mut().unwrap().1.push(i);
+        } else {
+            groups.push((v.doc_type.clone(), vec![i]));
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(doc_type, idx)| {
+            let pages: Vec<&ExtractedPage> = idx.iter().map(|&i| &doc.pages[i]).collect();
+            let own: Vec<&PageVerdict> = idx.iter().map(|&i| &verdicts[i]).filter(|v| v.doc_type == doc_type).collect();
+            let score = own.iter().map(|v| v.score).fold(0.0, f64::max);
+            let mut evidence: Vec<String> = Vec::new();
+            for v in idx.iter().map(|&i| &verdicts[i]) {
+                for e in &v.evidence {
+                    if !evidence.contains(e) {
+                        evidence.push(e.clone());
+                    }
+                }
+            }
+            let ocr: Vec<f32> = pages.iter().filter(|p| p.source == TextSource::Ocr).filter_map(|p| p.ocr_confidence).collect();
+            let sources: Vec<TextSource> = pages.iter().map(|p| p.source).collect();
+            let text_source = if sources.iter().all(|s| *s == sources[0]) { sources[0] } else { TextSource::Mixed };
+            let text: String = pages.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("\n");
+            let reason = if doc_type == UNKNOWN {
+                Some(match verdicts[idx[0]].runner_up.as_ref() {
+                    Some((t, c)) => format!(
+                        "Keine ausreichend sichere Zuordnung (bester Kandidat: {} mit {:.0} %); bitte prüfen",
+                        catalogue.label(t),
+                        c * 100.0
+                    ),
+                    None => "Keine bekannten Merkmale eines Dokumenttyps gefunden; bitte prüfen".to_string(),
+                })
+            } else {
+                None
+            };
+            Segment {
+                document_id: doc.document_id.clone(),
+                first_page: pages[0].number,
+                last_page: pages[pages.len() - 1].number,
+                label: catalogue.label(&doc_type).to_string(),
+                declared_type_matches: declared.filter(|_| doc_type != UNKNOWN).map(|d| d == doc_type),
+                doc_type,
+                score,
+                evidence,
+                text_source,
+                ocr_confidence: if ocr.is_empty() { None } else { Some((ocr.iter().sum::<f32>() / ocr.len() as f32).round()) },
+                declared_type: declared.map(str::to_string),
+                document_date: dates::document_date(&text, received),
+                reason,
+                problem: None,
+                folded_text: fold(&text),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,136 @@
+//! The pure core: bundle → segments → findings → draft. No I/O, no clock,
+//! no randomness: `process` is a function of its inputs, so every verdict
+//! can be replayed and explained.
+//!
+//! Adapters (`extract`, `store`, `queue`, `worker`) sit around it.
+pub mod bundle;
+pub mod catalogue;
+pub mod check;
+pub mod classify;
+pub mod dates;
+pub mod document;
+pub mod draft;
+pub mod schema;
+pub mod text;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use bundle::Manifest;
+use catalogue::Catalogue;
+use check::{BundleVerdict, Finding};
+use classify::Segment;
+use document::ExtractedDocument;
+use draft::{Draft, Letterhead};
+use schema::ProcedureSchema;
+
+/// A remark about an upload as a whole, shown to the caseworker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DocumentNote {
+    pub document_id: String,
+    /// `declared_type_mismatch`, or a `ProblemKind` id for unreadable files.
+    pub kind: String,
+    pub detail: String,
+}
+
+/// The result of checking one bundle: the `check --json` document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub bundle_id: String,
+    pub case_id: Option<String>,
+    pub procedure: String,
+    pub tenant: Option<String>,
+    pub schema_version: String,
+    pub schema_hash: String,
+    pub catalogue_version: String,
+    pub received_on: NaiveDate,
+    pub verdict: BundleVerdict,
+    pub segments: Vec<Segment>,
+    pub requirements: Vec<Finding>,
+    pub notes: Vec<DocumentNote>,
+    pub draft: Draft,
+}
+
+/// Everything `process` needs besides the manifest and extracted text.
+pub struct Context<'a> {
+    pub schema: &'a ProcedureSchema,
+    pub catalogue: &'a Catalogue,
+    pub letterhead: &'a Letterhead,
+    /// The letter's date (the shell passes today's date).
+    pub today: NaiveDate,
+    /// The case reference printed on the letter.
+    pub case_reference: &'a str,
+}
+
+/// Classifies, checks and drafts. `documents` must hold one entry per
+/// manifest document (in any order); documents are segmented in manifest order.
+pub fn process(manifest: &Manifest, documents: &[ExtractedDocument], ctx: &Context<'_>) -> Report {
+    let received = manifest.received_on();
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut notes = Vec::new();
+    for d in &manifest.documents {
+        let declared = d.declared_type.as_deref();
+        let Some(extracted) = documents.iter().find(|e| e.document_id == d.document_id) else {
+            continue;
+        };
+        let mut segs = classify::segment_document(extracted, declared, ctx.catalogue, received);
+        // The upload slot agrees if any part of the upload is of that type.
+        if let Some(decl) = declared {
+            let readable_types: Vec<String> =
+                segs.iter().filter(|s| s.is_readable() && s.doc_type != catalogue::UNKNOWN).map(|s| s.doc_type.clone()).collect();
+            if !readable_types.is_empty() {
+                let agrees = readable_types.iter().any(|t| t == decl);
+                for s in segs.iter_mut().filter(|s| s.is_readable() && s.doc_type != catalogue::UNKNOWN) {
+                    s.declared_type_matches = Some(agrees);
+                }
+                if !agrees {
+                    notes.push(DocumentNote {
+                        document_id: d.document_id.clone(),
+                        kind: "declared_type_mismatch".into(),
+                        detail: format!(
+                            "hochgeladen als „{}“, erkannt: {}",
+                            ctx.catalogue.label(decl),
+                            readable_types.iter().map(|t| ctx.catalogue.label(t)).collect::<Vec<_>>().join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        if let Some(p) = &extracted.problem {
+            notes.push(DocumentNote {
+                document_id: d.document_id.clone(),
+                kind: p.kind.as_str().into(),
+                detail: format!("{} ({})", p.kind.label_de(), p.detail),
+            });
+        }
+        segments.extend(segs);
+    }
+    let findings = check::check(manifest, &segments, ctx.schema, ctx.catalogue);
+    let verdict = check::bundle_verdict(&findings);
+    let draft = draft::draft(
+        manifest,
+        ctx.case_reference,
+        &findings,
+        &segments,
+        verdict,
+        ctx.schema,
+        ctx.catalogue,
+        ctx.letterhead,
+        ctx.today,
+    );
+    Report {
+        bundle_id: manifest.bundle_id.clone(),
+        case_id: manifest.case_id.clone(),
+        procedure: manifest.procedure.clone(),
+        tenant: manifest.tenant.clone(),
+        schema_version: ctx.schema.version.clone(),
+        schema_hash: ctx.schema.content_hash.clone(),
+        catalogue_version: ctx.catalogue.version.clone(),
+        received_on: received,
+        verdict,
+        segments,
+        requirements: findings,
+        notes,
+        draft,
+    }
+}

@@ -1,0 +1,24 @@
+//! Extraction: turns uploaded files into page text (`ExtractedDocument`).
+//!
+//! Untrusted parsing (PDF, images, Tesseract) never runs in the worker
+//! process: `SandboxExtractor` starts `nachweis sandbox-extract` as a child
+//! with rlimits, a wall-clock timeout and no network, and reads JSON back.
+use crate::domain::document::ExtractedDocument;
+use std::path::PathBuf;
+
+/// One file to extract. The file is on local disk (inline uploads are
+/// written to a private temporary directory first by the caller).
+#[derive(Debug, Clone)]
+pub struct DocumentFile {
+    pub document_id: String,
+    pub media_type: String,
+    pub path: PathBuf,
+}
+
+/// Capability: read the text of documents. Never fails as a whole: a file
+/// that cannot be read comes back with `problem` set.
+pub trait Extractor: Send + Sync {
+    /// Extracts all documents, in parallel where the implementation can;
+    /// the result has one entry per input, in input order.
+    fn extract_all(&self, documents: &[DocumentFile]) -> Vec<ExtractedDocument>;
+}

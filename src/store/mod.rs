@@ -1,0 +1,158 @@
+//! Persistence of cases, their bundles, documents, check reports and draft
+//! versions (the review queue), behind one `Store` trait with a SQLite
+//! implementation (embedded default) and a PostgreSQL one (production).
+//!
+//! The store keeps the pipeline's results as JSON documents plus the few
+//! columns that queries filter on; it makes no business decisions.
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub mod postgres;
+pub mod sqlite;
+
+/// Errors at the storage boundary. `Unavailable` is worth a retry (the
+/// database is down or the connection broke); the others are not.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database schema migration failed: {0}")]
+    Migration(String),
+    #[error("unsupported database URL scheme (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// Whether the same operation may succeed later (connection-level trouble).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// One uploaded document as stored (metadata only; text lives in the report).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDocument {
+    pub document_id: String,
+    pub filename: String,
+    pub media_type: String,
+    /// SHA-256 of the bytes actually received (hex).
+    pub sha256: String,
+    pub declared_type: Option<String>,
+    /// Where the bytes are kept for the review UI (path or object key), if kept.
+    pub location: Option<String>,
+    /// The extraction result (`ExtractedDocument` as JSON): derived text,
+    /// kept so a late bundle can re-check the whole case without re-OCR.
+    pub extracted: serde_json::Value,
+}
+
+/// A drafted review item: a letter for an incomplete bundle, or a
+/// "ready for processing" note for a complete one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewDraft {
+    /// `letter` or `ready_for_processing`.
+    pub kind: String,
+    /// The draft's plain text as the caseworker will read and edit it.
+    pub text: String,
+    /// The structured draft (addressee, items, deadline …) as JSON.
+    pub body: serde_json::Value,
+}
+
+/// Everything one processed bundle adds to the store, written in one transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleResult {
+    pub bundle_id: String,
+    /// The case this bundle adds to (late documents); `None` opens a new case.
+    pub case_id: Option<String>,
+    pub procedure: String,
+    pub tenant: Option<String>,
+    pub schema_version: String,
+    pub received_at: DateTime<Utc>,
+    /// `complete`, `incomplete` or `needs_review`.
+    pub verdict: String,
+    /// The manifest as received (holds personal data; needed to re-check and
+    /// to address the letter, so it is stored, never logged).
+    pub manifest: serde_json::Value,
+    /// The full check report (the `check --json` document).
+    pub report: serde_json::Value,
+    pub documents: Vec<StoredDocument>,
+    pub draft: NewDraft,
+}
+
+/// What `record_bundle` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordOutcome {
+    /// A new case was opened (or a late bundle added to one) and a draft stored.
+    Recorded { case_id: String, draft_id: i64, draft_version: i64 },
+    /// This `bundle_id` was recorded before; nothing changed (idempotency).
+    AlreadyRecorded { case_id: String },
+}
+
+/// A line of `nachweis cases`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseSummary {
+    pub case_id: String,
+    pub bundle_ids: Vec<String>,
+    pub procedure: String,
+    pub tenant: Option<String>,
+    pub verdict: String,
+    /// `pending_review`, `approved`, `rejected`, `closed_complete`, `superseded`.
+    pub review_status: String,
+    pub current_draft_id: Option<i64>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A stored draft version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDraft {
+    pub draft_id: i64,
+    pub case_id: String,
+    pub version: i64,
+    pub kind: String,
+    pub text: String,
+    pub body: serde_json::Value,
+    /// `pending_review`, `approved`, `rejected`, `superseded`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Capability: durable storage of cases and the review queue.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates or upgrades the schema (idempotent).
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Records a processed bundle atomically and idempotently by `bundle_id`:
+    /// a bundle seen before changes nothing and returns `AlreadyRecorded`.
+    /// A bundle with a known `case_id` adds to that case, stores the new
+    /// report and draft, and marks the earlier pending draft `superseded`.
+    async fn record_bundle(&self, result: &BundleResult) -> Result<RecordOutcome, StoreError>;
+    /// The case a bundle was recorded under, if any.
+    async fn case_of_bundle(&self, bundle_id: &str) -> Result<Option<String>, StoreError>;
+    /// All cases, most recently updated first.
+    async fn list_cases(&self) -> Result<Vec<CaseSummary>, StoreError>;
+    /// The current (newest) draft of a case.
+    async fn current_draft(&self, case_id: &str) -> Result<Option<StoredDraft>, StoreError>;
+    /// Every bundle's manifest of a case, oldest first (for re-checking with late documents).
+    async fn case_manifests(&self, case_id: &str) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// Every document of a case across its bundles, in the order they arrived.
+    async fn case_documents(&self, case_id: &str) -> Result<Vec<StoredDocument>, StoreError>;
+}
+
+/// Opens the store that the URL's scheme names and migrates it.
+pub async fn connect(database_url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    let store: std::sync::Arc<dyn Store> = if database_url.starts_with("sqlite:") {
+        std::sync::Arc::new(sqlite::SqliteStore::connect(database_url).await?)
+    } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+        std::sync::Arc::new(postgres::PostgresStore::connect(database_url).await?)
+    } else {
+        return Err(StoreError::UnsupportedUrl);
+    };
+    store.migrate().await?;
+    Ok(store)
+}
