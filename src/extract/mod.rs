@@ -6,6 +6,16 @@
 use crate::domain::document::ExtractedDocument;
 use std::path::PathBuf;
 
+pub mod child;
+pub mod ocr;
+pub mod pdf;
+mod protocol;
+pub mod raster;
+pub mod sandbox;
+pub mod text_quality;
+
+pub use sandbox::{Limits, RunStats, SandboxExtractor};
+
 /// One file to extract. The file is on local disk (inline uploads are
 /// written to a private temporary directory first by the caller).
 #[derive(Debug, Clone)]

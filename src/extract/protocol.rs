@@ -1,0 +1,93 @@
+//! The wire format between the worker (`sandbox.rs`) and the extraction child
+//! (`child.rs`): the child's argv and the JSON lines it prints on stdout.
+//!
+//! Kept in one place so both sides change together; the child is the same
+//! binary, so there is no version skew to handle.
+use crate::domain::document::{ExtractedPage, ProblemKind};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// What the parent tells the child on its command line.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ChildArgs {
+    /// The media type declared by the intake; a hint only, the bytes decide.
+    pub media_type: String,
+    /// Worker threads (one Tesseract instance each) for the pages of this document.
+    pub threads: usize,
+    pub max_pages: u32,
+    pub max_image_pixels: u64,
+    pub max_file_bytes: u64,
+    pub path: PathBuf,
+}
+
+impl ChildArgs {
+    /// The argv after `sandbox-extract`.
+    pub fn to_argv(&self) -> Vec<std::ffi::OsString> {
+        let mut argv: Vec<std::ffi::OsString> = vec![
+            "--media-type".into(),
+            self.media_type.clone().into(),
+            "--threads".into(),
+            self.threads.to_string().into(),
+            "--max-pages".into(),
+            self.max_pages.to_string().into(),
+            "--max-image-pixels".into(),
+            self.max_image_pixels.to_string().into(),
+            "--max-file-bytes".into(),
+            self.max_file_bytes.to_string().into(),
+            "--".into(),
+        ];
+        argv.push(self.path.clone().into_os_string());
+        argv
+    }
+
+    /// Parses what `to_argv` produced; anything else is a usage error.
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut media_type = None;
+        let mut threads = 1usize;
+        let mut max_pages = 100u32;
+        let mut max_image_pixels = 60_000_000u64;
+        let mut max_file_bytes = 50_000_000u64;
+        let mut path = None;
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--media-type" => media_type = Some(value()?),
+                "--threads" => threads = value()?.parse().map_err(|_| "bad --threads")?,
+                "--max-pages" => max_pages = value()?.parse().map_err(|_| "bad --max-pages")?,
+                "--max-image-pixels" => {
+                    max_image_pixels = value()?.parse().map_err(|_| "bad --max-image-pixels")?
+                }
+                "--max-file-bytes" => {
+                    max_file_bytes = value()?.parse().map_err(|_| "bad --max-file-bytes")?
+                }
+                "--" => {
+                    path = it.next().map(PathBuf::from);
+                    break;
+                }
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        Ok(ChildArgs {
+            media_type: media_type.unwrap_or_default(),
+            threads: threads.clamp(1, 64),
+            max_pages,
+            max_image_pixels,
+            max_file_bytes,
+            path: path.ok_or("missing path after --")?,
+        })
+    }
+}
+
+/// One line of the child's stdout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub(crate) enum ChildMessage {
+    /// Sent as soon as the page count is known, so the parent can extend the
+    /// wall-clock budget by the per-page allowance.
+    Started { pages: u32 },
+    /// The final result: every page, in order.
+    Finished { pages: Vec<ExtractedPage> },
+    /// The document as a whole could not be read.
+    Failed { kind: ProblemKind, detail: String },
+}
