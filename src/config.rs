@@ -1,1 +1,164 @@
-//! Placeholder until written.
+//! Settings: a serde tree with defaults, read from an optional TOML file
+//! (`NACHWEIS_CONFIG` or `--config`) and overridden by the environment
+//! variables of the configuration contract (DESIGN §6).
+//!
+//! Parsing does no I/O beyond reading that one file; opening the database,
+//! the broker and `schemas/` happens in `startup`.
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::domain::draft::Letterhead;
+
+/// A configuration problem, reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: &'static str, message: String },
+}
+
+/// All settings. Every field has a default so a newcomer needs none.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite://…` (embedded default) or `postgres://…`.
+    pub database_url: String,
+    /// Absent: in-process queue fed from `intake_dir`.
+    pub amqp_url: Option<String>,
+    /// Bundles arrive here (as directories) for the in-process queue, and
+    /// AMQP manifests' `path`s are relative to it.
+    pub intake_dir: PathBuf,
+    /// Bundles processed at once (= AMQP prefetch).
+    pub concurrency: usize,
+    /// Review server and metrics address.
+    pub http_addr: String,
+    /// Directory with `document_types.toml`, `procedures/`, `overlays/`.
+    pub schemas_dir: PathBuf,
+    /// Where drafts are written as text files for the demo.
+    pub drafts_dir: PathBuf,
+    /// `text` or `json` log lines.
+    pub log_format: String,
+    /// Letterhead used when a bundle names no tenant or an unknown one.
+    pub letterhead: Letterhead,
+    /// Per-tenant letterheads (key: the manifest's `tenant`).
+    pub tenants: BTreeMap<String, Letterhead>,
+    /// Wall-clock limit for extracting one document, in seconds.
+    pub extract_timeout_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: "sqlite://var/nachweis.sqlite".into(),
+            amqp_url: None,
+            intake_dir: PathBuf::from("var/intake"),
+            concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            http_addr: "127.0.0.1:8080".into(),
+            schemas_dir: PathBuf::from("schemas"),
+            drafts_dir: PathBuf::from("var/drafts"),
+            log_format: "text".into(),
+            letterhead: Letterhead::default(),
+            tenants: BTreeMap::new(),
+            extract_timeout_secs: 120,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the file (if any) and applies the environment.
+    pub fn load(file: Option<PathBuf>) -> Result<Settings, ConfigError> {
+        let file = file.or_else(|| std::env::var_os("NACHWEIS_CONFIG").map(PathBuf::from));
+        let mut s = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse { path, message: e.to_string() })?
+            }
+            None => Settings::default(),
+        };
+        s.apply_env(|k| std::env::var(k).ok())?;
+        Ok(s)
+    }
+
+    /// Applies `NACHWEIS_*` variables; `get` is injectable for tests.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("NACHWEIS_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = get("NACHWEIS_AMQP_URL") {
+            self.amqp_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = get("NACHWEIS_INTAKE_DIR") {
+            self.intake_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("NACHWEIS_CONCURRENCY") {
+            self.concurrency = v
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(ConfigError::Env { name: "NACHWEIS_CONCURRENCY", message: "must be a positive whole number".into() })?;
+        }
+        if let Some(v) = get("NACHWEIS_HTTP_ADDR") {
+            self.http_addr = v;
+        }
+        if let Some(v) = get("NACHWEIS_SCHEMAS_DIR") {
+            self.schemas_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("NACHWEIS_LOG_FORMAT") {
+            self.log_format = v;
+        }
+        Ok(())
+    }
+
+    /// The letterhead for a tenant, falling back to the default one.
+    pub fn letterhead_for(&self, tenant: Option<&str>) -> &Letterhead {
+        tenant.and_then(|t| self.tenants.get(t)).unwrap_or(&self.letterhead)
+    }
+
+    /// The database URL with any password replaced, for logs.
+    pub fn redacted_database_url(&self) -> String {
+        redact_url(&self.database_url)
+    }
+}
+
+/// Replaces the password of a URL (`scheme://user:secret@host`) by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let cred = &url[s + 3..at];
+            match cred.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &cred[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_variables_override_defaults() {
+        let mut s = Settings::default();
+        s.apply_env(|k| match k {
+            "NACHWEIS_DATABASE_URL" => Some("postgres://u:pw@localhost/db".into()),
+            "NACHWEIS_CONCURRENCY" => Some("3".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.concurrency, 3);
+        assert_eq!(s.redacted_database_url(), "postgres://u:***@localhost/db");
+    }
+
+    #[test]
+    fn a_zero_concurrency_is_refused_with_the_variable_named() {
+        let mut s = Settings::default();
+        let err = s.apply_env(|k| (k == "NACHWEIS_CONCURRENCY").then(|| "0".into())).unwrap_err();
+        assert!(err.to_string().contains("NACHWEIS_CONCURRENCY"));
+    }
+}

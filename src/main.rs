@@ -1,5 +1,68 @@
 //! The `nachweis` binary: settings → telemetry → the chosen command.
+use anyhow::Context as _;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use nachweis::config::Settings;
+use nachweis::domain::check::RequirementVerdict;
+use nachweis::intake::{self, IntakeError};
+use nachweis::queue::local;
+use nachweis::startup;
+use nachweis::worker::{self, JobError, Processed};
+
+#[derive(Parser)]
+#[command(name = "nachweis", version, about = "Prüft Antragsunterlagen auf Vollständigkeit und entwirft Nachforderungsschreiben zur Prüfung durch die Sachbearbeitung.")]
+struct Cli {
+    /// Configuration file (TOML); environment variables NACHWEIS_* override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check one bundle directory and print the verdicts; nothing is stored.
+    Check {
+        bundle: PathBuf,
+        /// Print the report as JSON (the `check --json` contract).
+        #[arg(long)]
+        json: bool,
+        /// The letter date (default: today), for replaying a check.
+        #[arg(long)]
+        today: Option<NaiveDate>,
+    },
+    /// Process every bundle under fixtures/bundles/ on the embedded default and show a summary.
+    Demo {
+        #[arg(long, default_value = "fixtures/bundles")]
+        bundles: PathBuf,
+    },
+    /// Run the worker: consume bundles from the intake directory (or RabbitMQ) until stopped.
+    Run,
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// List stored cases.
+    Cases {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Work with procedure schemas.
+    Schema {
+        #[command(subcommand)]
+        action: SchemaAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemaAction {
+    /// Validate the schemas directory (or the given one).
+    Validate { dir: Option<PathBuf> },
+    /// List procedures, versions and tenant variants.
+    List,
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -7,7 +70,255 @@ fn main() -> ExitCode {
     // it must not build a tokio runtime or read settings, so it is dispatched
     // before anything else happens.
     if args.get(1).map(String::as_str) == Some("sandbox-extract") {
-        return ExitCode::from(nachweis::extract::sandbox::child_main(&args[2..]) as u8);
+        return ExitCode::from(nachweis::extract::sandbox::child_main(&args[2..]).clamp(0, 255) as u8);
     }
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nachweis: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let default_level = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
+    nachweis::telemetry::init(&settings.log_format, default_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nachweis: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nachweis: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Check { bundle, json, today } => check(&settings, &bundle, json, today).await,
+        Command::Demo { bundles } => demo(settings, &bundles).await,
+        Command::Run => {
+            let pipeline = startup::pipeline(&settings)?;
+            let store = startup::store(&settings).await?;
+            if settings.amqp_url.is_some() {
+                anyhow::bail!("NACHWEIS_AMQP_URL is set, but this build has no RabbitMQ consumer yet; unset it to use the intake directory");
+            }
+            std::fs::create_dir_all(&settings.intake_dir)
+                .with_context(|| format!("cannot create intake directory {}", settings.intake_dir.display()))?;
+            tracing::info!(message = "Worker started.", intake_dir = %settings.intake_dir.display(), database = %settings.redacted_database_url());
+            local::watch(settings.intake_dir.clone(), pipeline, store, settings.concurrency, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            startup::store(&settings).await?;
+            println!("Datenbank ist auf dem neuesten Stand ({}).", settings.redacted_database_url());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cases { json } => {
+            let store = startup::store(&settings).await?;
+            let cases = store.list_cases().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&cases)?);
+            } else {
+                println!("{:<18} {:<14} {:<16} {:<28} Bündel", "Fall", "Ergebnis", "Prüfstatus", "Aktualisiert");
+                for c in cases {
+                    println!(
+                        "{:<18} {:<14} {:<16} {:<28} {}",
+                        c.case_id,
+                        c.verdict,
+                        c.review_status,
+                        c.updated_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        c.bundle_ids.join(", ")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema { action } => match action {
+            SchemaAction::Validate { dir } => {
+                let dir = dir.unwrap_or(settings.schemas_dir.clone());
+                match startup::load_schemas(&dir) {
+                    Ok(set) => {
+                        println!(
+                            "{}: gültig — Katalog {} ({} Dokumenttypen), {} Verfahren, {} Mandanten-Varianten",
+                            dir.display(),
+                            set.catalogue.version,
+                            set.catalogue.types.len(),
+                            set.procedures.len(),
+                            set.overlays.len()
+                        );
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e) => {
+                        eprintln!("{e:#}");
+                        Ok(ExitCode::from(1))
+                    }
+                }
+            }
+            SchemaAction::List => {
+                let set = startup::load_schemas(&settings.schemas_dir)?;
+                for s in set.procedures.values().chain(set.overlays.values()) {
+                    println!(
+                        "{:<6} {:<28} {:<16} {} Anforderungen  {}",
+                        s.procedure.id,
+                        s.version,
+                        s.content_hash,
+                        s.requirements.len(),
+                        s.tenant.as_deref().unwrap_or("(alle Mandanten)")
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+    }
+}
+
+/// `nachweis check`: exit 0 with verdicts, 2 when the bundle is unusable.
+async fn check(settings: &Settings, dir: &std::path::Path, json: bool, today: Option<NaiveDate>) -> anyhow::Result<ExitCode> {
+    let pipeline = startup::pipeline(settings)?;
+    let dir = dir.to_path_buf();
+    let bundle = match tokio::task::spawn_blocking(move || intake::read_bundle_dir(&dir)).await? {
+        Ok(b) => b,
+        Err(e @ (IntakeError::NoManifest(_) | IntakeError::Manifest(_))) => {
+            eprintln!("nachweis: unusable bundle: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => {
+            eprintln!("nachweis: unusable bundle: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let reference = bundle.manifest.case_id.clone().unwrap_or_else(|| worker::new_case_id(&bundle.manifest.bundle_id));
+    let p = pipeline.clone();
+    let result = tokio::task::spawn_blocking(move || worker::check_bundle(&p, &bundle, &[], &reference, today)).await?;
+    let report = match result {
+        Ok((report, _)) => report,
+        Err(JobError::Reject(reason)) => {
+            eprintln!("nachweis: unusable bundle: {reason}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("Bündel {} — Verfahren {} (Schema {}) — Ergebnis: {}", report.bundle_id, report.procedure, report.schema_version, verdict_de(report.verdict.as_str()));
+        println!("\nDokumente:");
+        for s in &report.segments {
+            println!(
+                "  {:<10} S. {}–{}  {:<22} {:>4.0} %  {}",
+                s.document_id,
+                s.first_page,
+                s.last_page,
+                s.doc_type,
+                s.score * 100.0,
+                s.reason.clone().unwrap_or_else(|| s.evidence.iter().take(4).cloned().collect::<Vec<_>>().join(", "))
+            );
+        }
+        println!("\nAnforderungen:");
+        for f in &report.requirements {
+            let child = f.child.map(|c| format!(" (Kind {})", c + 1)).unwrap_or_default();
+            println!("  {:<16} {:<15} {}", format!("{}{child}", f.id), requirement_de(f.verdict), f.reason);
+        }
+        println!("\n{}", report.draft.text);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verdict_de(v: &str) -> &'static str {
+    match v {
+        "complete" => "vollständig",
+        "incomplete" => "unvollständig",
+        _ => "prüfen",
+    }
+}
+
+fn requirement_de(v: RequirementVerdict) -> &'static str {
+    match v {
+        RequirementVerdict::Satisfied => "liegt vor",
+        RequirementVerdict::Missing => "fehlt",
+        RequirementVerdict::Expired => "zu alt",
+        RequirementVerdict::Uncertain => "unklar",
+        RequirementVerdict::NotApplicable => "nicht nötig",
+    }
+}
+
+/// `nachweis demo`: every fixture bundle through the in-process queue into SQLite.
+async fn demo(mut settings: Settings, bundles: &std::path::Path) -> anyhow::Result<ExitCode> {
+    if std::env::var_os("NACHWEIS_DATABASE_URL").is_none() {
+        settings.database_url = "sqlite://var/demo.sqlite".into();
+    }
+    let dirs = local::bundle_dirs(bundles).with_context(|| format!("cannot read {}", bundles.display()))?;
+    if dirs.is_empty() {
+        anyhow::bail!("no bundles (directories with manifest.json) under {}", bundles.display());
+    }
+    let pipeline = startup::pipeline(&settings)?;
+    let store = startup::store(&settings).await?;
+    let total = dirs.len();
+    eprintln!("nachweis demo: {total} Bündel aus {} werden gelesen (Texterkennung kann einige Sekunden je Seite dauern) …", bundles.display());
+    let started = std::time::Instant::now();
+    let mut done = 0usize;
+    let today = chrono::Utc::now().date_naive();
+    let outcomes = local::process_dirs(dirs, pipeline, Arc::clone(&store), settings.concurrency, today, |o| {
+        done += 1;
+        let name = o.dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        eprintln!("  [{done:>2}/{total}] {name} ({:.0} s)", started.elapsed().as_secs_f64());
+    })
+    .await;
+    let mut rows: Vec<(String, String, String, String)> = Vec::new();
+    let mut failures = 0;
+    for o in outcomes {
+        let name = o.dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        match o.result {
+            Ok(Processed::Recorded { case_id, draft_version, report }) => {
+                let missing: Vec<String> = report
+                    .requirements
+                    .iter()
+                    .filter(|f| matches!(f.verdict, RequirementVerdict::Missing | RequirementVerdict::Expired | RequirementVerdict::Uncertain))
+                    .map(|f| {
+                        let mark = match f.verdict {
+                            RequirementVerdict::Expired => " (zu alt)",
+                            RequirementVerdict::Uncertain => " (unklar)",
+                            _ => "",
+                        };
+                        format!("{}{}{mark}", f.id, f.child.map(|c| format!("#{}", c + 1)).unwrap_or_default())
+                    })
+                    .collect();
+                let path = worker::write_draft_file(&settings.drafts_dir, &case_id, draft_version, &report.draft.text)?;
+                rows.push((name, verdict_de(report.verdict.as_str()).into(), missing.join(", "), path.display().to_string()));
+            }
+            Ok(Processed::AlreadyRecorded { case_id }) => {
+                rows.push((name, "bereits erfasst".into(), "—".into(), format!("Fall {case_id} (siehe nachweis cases)")));
+            }
+            Err(e) => {
+                failures += 1;
+                rows.push((name, "abgewiesen".into(), e.reason(), "—".into()));
+            }
+        }
+    }
+    rows.sort();
+    let w0 = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(6).max(6);
+    let w2 = rows.iter().map(|r| r.2.chars().count()).max().unwrap_or(8).clamp(8, 60);
+    println!("\n{:<w0$}  {:<14}  {:<w2$}  Entwurf", "Bündel", "Ergebnis", "Fehlt / prüfen");
+    println!("{}", "─".repeat(w0 + w2 + 40));
+    for (b, v, m, p) in &rows {
+        println!("{b:<w0$}  {v:<14}  {m:<w2$}  {p}");
+    }
+    println!(
+        "\n{} Bündel in {:.0} s verarbeitet. Ergebnisse und Entwürfe: {} (nachweis cases zeigt die Fälle), Entwurfstexte in {}/.",
+        total,
+        started.elapsed().as_secs_f64(),
+        settings.redacted_database_url(),
+        settings.drafts_dir.display()
+    );
+    Ok(if failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

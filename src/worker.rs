@@ -1,1 +1,211 @@
-//! Placeholder until written.
+//! The shell around the pure core: `check_bundle` sequences intake →
+//! extraction → `domain::process`, and `process_one` adds the store. It
+//! makes no business decisions of its own.
+//!
+//! Extraction and classification are CPU work and run on blocking threads,
+//! never on the async runtime's workers (they would starve AMQP heartbeats).
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::domain::bundle::Manifest;
+use crate::domain::document::ExtractedDocument;
+use crate::domain::schema::SchemaSet;
+use crate::domain::{self, Context, Report};
+use crate::extract::Extractor;
+use crate::intake::{IntakeBundle, IntakeError};
+use crate::store::{BundleResult, NewDraft, RecordOutcome, Store, StoreError, StoredDocument};
+
+/// Everything needed to check a bundle, shared by all workers.
+pub struct Pipeline {
+    pub schemas: SchemaSet,
+    pub extractor: Arc<dyn Extractor>,
+    pub settings: Settings,
+}
+
+/// How a job failed, and so what the queue does with it.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt (database or broker trouble): nack with requeue.
+    #[error("temporary failure: {0}")]
+    Retry(String),
+    /// Will never succeed (invalid manifest, unknown procedure): dead-letter.
+    #[error("rejected: {0}")]
+    Reject(String),
+}
+
+impl JobError {
+    /// A short reason id for metrics and dead-letter headers (no personal data).
+    pub fn reason(&self) -> String {
+        match self {
+            JobError::Retry(m) | JobError::Reject(m) => m.clone(),
+        }
+    }
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> Self {
+        if e.is_transient() { JobError::Retry(e.to_string()) } else { JobError::Reject(e.to_string()) }
+    }
+}
+
+impl From<IntakeError> for JobError {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::Io(io) => JobError::Retry(format!("intake I/O: {}", io.kind())),
+            other => JobError::Reject(other.to_string()),
+        }
+    }
+}
+
+/// The case id a new bundle opens: derived from the bundle id, so two
+/// workers handling the same bundle collide in the database instead of
+/// opening two cases.
+pub fn new_case_id(bundle_id: &str) -> String {
+    format!("case-{}", &hex::encode(Sha256::digest(bundle_id.as_bytes()))[..12])
+}
+
+/// Extracts (unless given earlier extractions), classifies, checks and
+/// drafts one bundle. Blocking: call from a blocking thread.
+pub fn check_bundle(
+    pipeline: &Pipeline,
+    bundle: &IntakeBundle,
+    earlier: &[(Manifest, ExtractedDocument)],
+    case_reference: &str,
+    today: NaiveDate,
+) -> Result<(Report, Vec<ExtractedDocument>), JobError> {
+    let manifest = &bundle.manifest;
+    let schema = pipeline
+        .schemas
+        .for_bundle(&manifest.procedure, manifest.tenant.as_deref())
+        .ok_or_else(|| JobError::Reject(format!("unknown procedure {:?}", manifest.procedure)))?;
+    let mut extracted = pipeline.extractor.extract_all(&bundle.files_to_extract());
+    extracted.extend(bundle.intake_failures());
+    // Late documents: the case is checked as a whole, earlier uploads first.
+    let mut combined = manifest.clone();
+    let mut all_docs = Vec::new();
+    if !earlier.is_empty() {
+        let mut docs = Vec::new();
+        for (m, e) in earlier {
+            if let Some(mut d) = m.documents.iter().find(|d| d.document_id == e.document_id).cloned() {
+                let qualified = format!("{}/{}", m.bundle_id, d.document_id);
+                d.document_id = qualified.clone();
+                docs.push(d);
+                all_docs.push(ExtractedDocument { document_id: qualified, ..e.clone() });
+            }
+        }
+        docs.extend(manifest.documents.iter().cloned());
+        combined.documents = docs;
+    }
+    all_docs.extend(extracted.iter().cloned());
+    let letterhead = pipeline.settings.letterhead_for(manifest.tenant.as_deref());
+    let ctx = Context { schema, catalogue: &pipeline.schemas.catalogue, letterhead, today, case_reference };
+    Ok((domain::process(&combined, &all_docs, &ctx), extracted))
+}
+
+/// What `process_one` did with a bundle.
+#[derive(Debug)]
+pub enum Processed {
+    /// Checked and recorded, with a new draft version.
+    Recorded { case_id: String, draft_version: i64, report: Box<Report> },
+    /// Recorded before (redelivery or re-sent bundle): nothing changed.
+    AlreadyRecorded { case_id: String },
+}
+
+/// Processes one bundle end to end and records it. Idempotent by
+/// `bundle_id`: a bundle recorded before is not processed again.
+#[tracing::instrument(skip_all, fields(bundle_id = %bundle.manifest.bundle_id))]
+pub async fn process_one(
+    pipeline: Arc<Pipeline>,
+    store: Arc<dyn Store>,
+    bundle: IntakeBundle,
+    today: NaiveDate,
+) -> Result<Processed, JobError> {
+    let bundle_id = bundle.manifest.bundle_id.clone();
+    if let Some(case_id) = store.case_of_bundle(&bundle_id).await? {
+        tracing::info!(message = "Bundle already recorded.", %case_id);
+        return Ok(Processed::AlreadyRecorded { case_id });
+    }
+    let case_id = match &bundle.manifest.case_id {
+        Some(c) => c.clone(),
+        None => new_case_id(&bundle_id),
+    };
+    let mut earlier = Vec::new();
+    if bundle.manifest.case_id.is_some() {
+        let manifests = store.case_manifests(&case_id).await?;
+        if manifests.is_empty() {
+            return Err(JobError::Reject(format!("case_id {case_id} is not known")));
+        }
+        let docs = store.case_documents(&case_id).await?;
+        for m in manifests {
+            let Ok(m) = Manifest::from_value(&m) else { continue };
+            for d in docs.iter() {
+                if m.documents.iter().any(|r| r.document_id == d.document_id)
+                    && let Ok(e) = serde_json::from_value::<ExtractedDocument>(d.extracted.clone())
+                {
+                    earlier.push((m.clone(), e));
+                }
+            }
+        }
+    }
+    let p = pipeline.clone();
+    let reference = case_id.clone();
+    let (report, extracted, bundle) = tokio::task::spawn_blocking(move || {
+        let r = check_bundle(&p, &bundle, &earlier, &reference, today);
+        r.map(|(report, extracted)| (report, extracted, bundle))
+    })
+    .await
+    .map_err(|e| JobError::Retry(format!("pipeline task failed: {e}")))??;
+    let documents = bundle
+        .documents
+        .iter()
+        .map(|d| StoredDocument {
+            document_id: d.reference.document_id.clone(),
+            filename: d.reference.filename.clone(),
+            media_type: d.reference.media_type.clone(),
+            sha256: d.sha256.clone().unwrap_or_default(),
+            declared_type: d.reference.declared_type.clone(),
+            location: d.file.as_ref().map(|p| p.display().to_string()).filter(|_| bundle.manifest.documents.iter().all(|m| matches!(m.source, crate::domain::bundle::DocumentSource::Path(_)))),
+            extracted: extracted
+                .iter()
+                .find(|e| e.document_id == d.reference.document_id)
+                .map(|e| serde_json::to_value(e).unwrap_or_default())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let result = BundleResult {
+        bundle_id: bundle_id.clone(),
+        case_id: bundle.manifest.case_id.clone(),
+        procedure: bundle.manifest.procedure.clone(),
+        tenant: bundle.manifest.tenant.clone(),
+        schema_version: report.schema_version.clone(),
+        received_at: bundle.manifest.received_at,
+        verdict: report.verdict.as_str().to_string(),
+        manifest: bundle.raw_manifest.clone(),
+        report: serde_json::to_value(&report).map_err(|e| JobError::Reject(format!("report not serialisable: {e}")))?,
+        documents,
+        draft: NewDraft {
+            kind: report.draft.kind.as_str().to_string(),
+            text: report.draft.text.clone(),
+            body: serde_json::to_value(&report.draft).unwrap_or_default(),
+        },
+    };
+    match store.record_bundle(&result).await? {
+        RecordOutcome::Recorded { case_id, draft_version, .. } => {
+            tracing::info!(message = "Bundle checked.", %case_id, verdict = report.verdict.as_str(), schema_version = %report.schema_version);
+            Ok(Processed::Recorded { case_id, draft_version, report: Box::new(report) })
+        }
+        // Another worker recorded the same bundle meanwhile.
+        RecordOutcome::AlreadyRecorded { case_id } => Ok(Processed::AlreadyRecorded { case_id }),
+    }
+}
+
+/// Writes a draft's text where a newcomer can read it (demo only).
+pub fn write_draft_file(dir: &Path, case_id: &str, version: i64, text: &str) -> std::io::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{case_id}-v{version}.txt"));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}

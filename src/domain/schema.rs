@@ -401,3 +401,77 @@ pub fn placeholders(text: &str) -> Vec<String> {
     }
     out
 }
+
+/// All procedure schemas and tenant variants, with the shared catalogue.
+#[derive(Debug, Clone)]
+pub struct SchemaSet {
+    pub catalogue: super::catalogue::Catalogue,
+    /// Base schemas by procedure id.
+    pub procedures: std::collections::BTreeMap<String, ProcedureSchema>,
+    /// Tenant variants by (procedure id, tenant).
+    pub overlays: std::collections::BTreeMap<(String, String), ProcedureSchema>,
+}
+
+/// A schema source file's text and where it came from (for error messages).
+pub struct SourceFile {
+    pub origin: String,
+    pub text: String,
+}
+
+impl SchemaSet {
+    /// Builds the set from file contents: the catalogue, base procedures,
+    /// and overlays given as (tenant directory, file). Every file is
+    /// validated; all errors are returned, not just the first.
+    pub fn build(
+        catalogue: &SourceFile,
+        procedures: &[SourceFile],
+        overlays: &[SourceFile],
+    ) -> Result<SchemaSet, Vec<SchemaError>> {
+        let catalogue = Catalogue::from_toml(&catalogue.text, &catalogue.origin).map_err(|e| vec![e])?;
+        let mut errors = Vec::new();
+        let mut bases = std::collections::BTreeMap::new();
+        let mut texts = std::collections::BTreeMap::new();
+        for f in procedures {
+            match ProcedureSchema::load(&f.text, &f.origin, None, &catalogue) {
+                Ok(s) => {
+                    if bases.contains_key(&s.procedure.id) {
+                        errors.push(SchemaError::invalid(&f.origin, &format!("procedure {:?} is defined twice", s.procedure.id)));
+                    }
+                    texts.insert(s.procedure.id.clone(), f);
+                    bases.insert(s.procedure.id.clone(), s);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let mut variants = std::collections::BTreeMap::new();
+        for o in overlays {
+            let procedure = toml::from_str::<toml::Table>(&o.text)
+                .ok()
+                .and_then(|t| t.get("overlay")?.get("procedure")?.as_str().map(str::to_string));
+            let Some(base) = procedure.as_ref().and_then(|p| texts.get(p)) else {
+                errors.push(SchemaError::invalid(&o.origin, "overlay names no known procedure in [overlay] procedure"));
+                continue;
+            };
+            match ProcedureSchema::load(&base.text, &base.origin, Some((&o.text, &o.origin)), &catalogue) {
+                Ok(s) => {
+                    let key = (s.procedure.id.clone(), s.tenant.clone().unwrap_or_default());
+                    variants.insert(key, s);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(SchemaSet { catalogue, procedures: bases, overlays: variants })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The schema that applies to a bundle: the tenant's variant if there
+    /// is one, else the base schema.
+    pub fn for_bundle(&self, procedure: &str, tenant: Option<&str>) -> Option<&ProcedureSchema> {
+        tenant
+            .and_then(|t| self.overlays.get(&(procedure.to_string(), t.to_string())))
+            .or_else(|| self.procedures.get(procedure))
+    }
+}

@@ -1,1 +1,6 @@
-//! Placeholder.
+//! Queues that feed bundles to `worker::process_one`: the in-process queue
+//! over a directory (embedded default, demo) lives in `local`; the RabbitMQ
+//! consumer for production is added beside it.
+//!
+//! Only this module decides what happens to a job after processing.
+pub mod local;
