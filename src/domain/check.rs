@@ -257,7 +257,7 @@ pub fn check(manifest: &Manifest, segments: &[Segment], schema: &ProcedureSchema
                         findings.push(base(
                             RequirementVerdict::NotApplicable,
                             Vec::new(),
-                            format!("Nicht erforderlich: Bedingung „{}“ trifft nicht zu", cond.describe()),
+                            format!("Nicht erforderlich, weil nicht zutrifft: {}", cond.describe(&schema.procedure.facts)),
                             None,
                         ));
                         continue;

@@ -124,20 +124,24 @@ impl Condition {
         })
     }
 
-    /// The condition in words, for reasons and `schema diff`.
-    pub fn describe(&self) -> String {
+    /// The condition in words, for reasons and `schema diff`; `facts`
+    /// gives the German question for each fact name.
+    pub fn describe(&self, facts: &toml::Table) -> String {
         match self {
-            Condition::Fact { fact, equals } => match equals {
-                Value::Bool(true) => format!("Angabe „{fact}“ ist ja"),
-                Value::Bool(false) => format!("Angabe „{fact}“ ist nein"),
-                v => format!("Angabe „{fact}“ ist {v}"),
-            },
+            Condition::Fact { fact, equals } => {
+                let q = facts.get(fact).and_then(|v| v.as_str()).unwrap_or(fact);
+                match equals {
+                    Value::Bool(true) => format!("„{q}“ wurde mit Ja beantwortet"),
+                    Value::Bool(false) => format!("„{q}“ wurde mit Nein beantwortet"),
+                    v => format!("„{q}“ ist {v}"),
+                }
+            }
             Condition::ChildAgeAtLeast(n) => format!("das Kind ist mindestens {n} Jahre alt"),
             Condition::ChildAgeBelow(n) => format!("das Kind ist jünger als {n} Jahre"),
             Condition::AnyChildAgeAtLeast(n) => format!("ein Kind ist mindestens {n} Jahre alt"),
-            Condition::All(v) => v.iter().map(Condition::describe).collect::<Vec<_>>().join(" und "),
-            Condition::Any(v) => v.iter().map(Condition::describe).collect::<Vec<_>>().join(" oder "),
-            Condition::Not(c) => format!("nicht ({})", c.describe()),
+            Condition::All(v) => v.iter().map(|c| c.describe(facts)).collect::<Vec<_>>().join(" und "),
+            Condition::Any(v) => v.iter().map(|c| c.describe(facts)).collect::<Vec<_>>().join(" oder "),
+            Condition::Not(c) => format!("nicht ({})", c.describe(facts)),
         }
     }
 

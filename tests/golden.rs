@@ -1,0 +1,158 @@
+//! Golden verdicts: every bundle under `fixtures/bundles/` goes through the
+//! real pipeline (sandboxed extraction, Tesseract, classification, check)
+//! and its segments and requirement verdicts are compared with the truth
+//! the fixture generator wrote into `expected.json`.
+//!
+//! All mismatches are collected and reported together, with accuracy
+//! figures, so one run shows the whole picture.
+use chrono::NaiveDate;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nachweis::config::Settings;
+use nachweis::extract::sandbox::{Limits, SandboxExtractor};
+use nachweis::worker::{Pipeline, check_bundle};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn pipeline() -> Pipeline {
+    let schemas = nachweis::startup::load_schemas(&root().join("schemas")).expect("schemas are valid");
+    let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
+    Pipeline { schemas, extractor: Arc::new(extractor), settings: Settings::default() }
+}
+
+fn bundles() -> Vec<PathBuf> {
+    nachweis::queue::local::bundle_dirs(&root().join("fixtures/bundles")).expect("fixtures/bundles exists")
+}
+
+fn expected(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("expected.json")).expect("every fixture bundle has expected.json");
+    serde_json::from_str(&text).expect("expected.json is JSON")
+}
+
+/// The comparable part of a segment or finding.
+fn seg_key(v: &Value) -> String {
+    format!("{} p{}–{} {}", v["document_id"].as_str().unwrap_or("?"), v["first_page"], v["last_page"], v["type"].as_str().unwrap_or("?"))
+}
+
+fn req_key(v: &Value) -> (String, String) {
+    let child = if v["child"].is_null() { String::new() } else { format!("#{}", v["child"]) };
+    (format!("{}{child}", v["id"].as_str().unwrap_or("?")), v["verdict"].as_str().unwrap_or("?").to_string())
+}
+
+#[test]
+fn every_fixture_bundle_gets_its_golden_verdicts() {
+    let pipeline = pipeline();
+    let dirs = bundles();
+    assert!(dirs.len() >= 20, "expected at least 20 fixture bundles, found {}", dirs.len());
+    let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+    let mut failures = Vec::new();
+    let (mut seg_total, mut seg_ok, mut req_total, mut req_ok, mut bundle_ok) = (0, 0, 0, 0, 0);
+    for dir in &dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let want = expected(dir);
+        let bundle = nachweis::intake::read_bundle_dir(dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (report, _) = check_bundle(&pipeline, &bundle, &[], "case-test", today).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = serde_json::to_value(&report).unwrap();
+        let mut problems = Vec::new();
+        if got["verdict"] != want["verdict"] {
+            problems.push(format!("verdict {} (expected {})", got["verdict"], want["verdict"]));
+        } else {
+            bundle_ok += 1;
+        }
+        let got_segs: Vec<String> = got["segments"].as_array().unwrap().iter().map(seg_key).collect();
+        let want_segs: Vec<String> = want["segments"].as_array().unwrap().iter().map(seg_key).collect();
+        seg_total += want_segs.len();
+        seg_ok += want_segs.iter().filter(|s| got_segs.contains(s)).count();
+        if got_segs != want_segs {
+            problems.push(format!("segments {got_segs:?}\n      expected {want_segs:?}"));
+        }
+        let got_reqs: Vec<(String, String)> = got["requirements"].as_array().unwrap().iter().map(req_key).collect();
+        let want_reqs: Vec<(String, String)> = want["requirements"].as_array().unwrap().iter().map(req_key).collect();
+        req_total += want_reqs.len();
+        for w in &want_reqs {
+            match got_reqs.iter().find(|g| g.0 == w.0) {
+                Some(g) if g.1 == w.1 => req_ok += 1,
+                Some(g) => {
+                    let reason = got["requirements"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|r| req_key(r).0 == w.0)
+                        .map(|r| r["reason"].as_str().unwrap_or("").to_string())
+                        .unwrap_or_default();
+                    problems.push(format!("{}: {} (expected {}) — {reason}", w.0, g.1, w.1))
+                }
+                None => problems.push(format!("{}: no verdict (expected {})", w.0, w.1)),
+            }
+        }
+        if got_reqs.len() != want_reqs.len() {
+            problems.push(format!("{} requirement verdicts (expected {})", got_reqs.len(), want_reqs.len()));
+        }
+        if !problems.is_empty() {
+            failures.push(format!("{name}:\n    {}", problems.join("\n    ")));
+        }
+    }
+    eprintln!(
+        "golden: bundles {bundle_ok}/{} verdicts right, segments {seg_ok}/{seg_total}, requirement verdicts {req_ok}/{req_total}",
+        dirs.len()
+    );
+    assert!(failures.is_empty(), "{} bundle(s) differ from their golden file:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn check_json_follows_the_output_contract() {
+    let dir = bundles().into_iter().next().expect("a fixture bundle");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nachweis"))
+        .args(["check", "--json", "--today", "2026-11-23"])
+        .arg(&dir)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    for key in ["bundle_id", "procedure", "schema_version", "verdict", "segments", "requirements"] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    let seg = &v["segments"][0];
+    for key in ["document_id", "first_page", "last_page", "type", "score", "evidence", "text_source"] {
+        assert!(seg.get(key).is_some(), "segment lacks {key}");
+    }
+    let n = v["segments"].as_array().unwrap().len();
+    for r in v["requirements"].as_array().unwrap() {
+        for key in ["id", "child", "verdict", "segments", "reason"] {
+            assert!(r.get(key).is_some(), "requirement lacks {key}");
+        }
+        assert!(r["segments"].as_array().unwrap().iter().all(|i| (i.as_u64().unwrap() as usize) < n));
+    }
+}
+
+#[test]
+fn an_unusable_bundle_exits_with_2_and_names_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("{\"procedure\": \"uvg\"}", "bundle_id"),
+        ("not json at all", "JSON"),
+        ("{\"bundle_id\": \"b1\", \"procedure\": \"uvg\", \"received_at\": \"gestern\", \"applicant\": {}, \"documents\": []}", "received_at"),
+    ];
+    for (manifest, field) in cases {
+        std::fs::write(tmp.path().join("manifest.json"), manifest).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nachweis"))
+            .args(["check", "--json"])
+            .arg(tmp.path())
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{manifest}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field), "stderr {err:?} should name {field}");
+        assert!(out.stdout.is_empty());
+    }
+    std::fs::remove_file(tmp.path().join("manifest.json")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nachweis")).arg("check").arg(tmp.path()).current_dir(root()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("manifest.json"));
+}
