@@ -148,13 +148,19 @@ fn extract_pdf(
     let to_ocr: Vec<u32> = plans
         .iter()
         .enumerate()
-        .filter(|(_, p)| **p == PagePlan::Ocr)
+        .filter(|(_, p)| matches!(p, PagePlan::Ocr(_)))
         .map(|(i, _)| i as u32 + 1)
         .collect();
+    if to_ocr.len() as u32 > args.max_pages {
+        return Err(ExtractError::TooLarge(format!(
+            "{} pages need OCR; the limit is {}",
+            to_ocr.len(),
+            args.max_pages
+        )));
+    }
     let mut ocr_results = ocr_in_parallel(args.threads, to_ocr.len(), |engine, i| {
         let (image, dpi) = source.page_image(to_ocr[i], args.max_image_pixels)?;
-        let (image, dpi) = ocr::fit_for_ocr(image, dpi);
-        Ok(engine.recognize(&image, dpi)?)
+        recognize_unless_blank(engine, image, dpi)
     })
     .into_iter();
     let pages = plans
@@ -169,7 +175,18 @@ fn extract_pdf(
                     source: TextSource::TextLayer,
                     ocr_confidence: None,
                 }),
-                PagePlan::Ocr => ocr_page(number, ocr_results.next().expect("one result per OCR page")),
+                PagePlan::Ocr(text_layer) => {
+                    match ocr_page(number, ocr_results.next().expect("one result per OCR page")) {
+                        // Rendering failed, but the page had some text of its own.
+                        Err(_) if text_layer.as_ref().is_some_and(|t| !t.trim().is_empty()) => Ok(ExtractedPage {
+                            number,
+                            text: clean(text_layer.as_deref().unwrap_or_default()),
+                            source: TextSource::TextLayer,
+                            ocr_confidence: None,
+                        }),
+                        other => other,
+                    }
+                }
             }
         })
         .collect();
@@ -188,11 +205,23 @@ fn extract_image(
     let results = ocr_in_parallel(args.threads, slots.len(), |engine, i| {
         let page = slots[i].lock().unwrap_or_else(|e| e.into_inner()).take();
         let page = page.expect("each page is taken once");
-        let (image, dpi) = ocr::fit_for_ocr(page.image, page.dpi);
-        Ok(engine.recognize(&image, dpi)?)
+        recognize_unless_blank(engine, page.image, page.dpi)
     });
     let pages = results.into_iter().enumerate().map(|(i, r)| ocr_page(i as u32 + 1, r)).collect();
     settle(pages)
+}
+
+/// Share of dark pixels below which a page counts as blank (a speck of dust
+/// on a white page); Tesseract would spend a second finding nothing.
+const BLANK_DARK_SHARE: f64 = 0.0005;
+
+fn recognize_unless_blank(engine: &mut OcrEngine, image: image::GrayImage, dpi: u32) -> Result<OcrText, ExtractError> {
+    let (image, dpi) = ocr::fit_for_ocr(image, dpi);
+    let dark = image.as_raw().iter().filter(|&&v| v < 128).count();
+    if (dark as f64) < BLANK_DARK_SHARE * image.as_raw().len() as f64 {
+        return Ok(OcrText { text: String::new(), confidence: 0.0 });
+    }
+    Ok(engine.recognize(&image, dpi)?)
 }
 
 /// A page whose OCR failed keeps its place (empty, source `none`); the error is

@@ -24,6 +24,8 @@ const MAX_RENDER_SIDE: f64 = 14_000.0;
 const SCAN_TEXT_ALNUM: usize = 200;
 /// Images at least this large count as "the page is a scan".
 const SCAN_IMAGE_PIXELS: i64 = 1_000_000;
+/// A PDF may have this many times the OCR page limit in total pages.
+pub const TOTAL_PAGES_FACTOR: u32 = 10;
 
 /// An opened PDF: whichever of the two parsers could read it.
 pub struct PdfSource {
@@ -38,8 +40,9 @@ pub struct PdfSource {
 pub enum PagePlan {
     /// The text layer is usable: take it.
     TextLayer(String),
-    /// OCR the page image.
-    Ocr,
+    /// OCR the page image; the text layer (sparse or doubtful) is kept in
+    /// case the page cannot be rendered.
+    Ocr(Option<String>),
 }
 
 fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
@@ -98,11 +101,18 @@ impl PdfSource {
             _ => 0,
         };
         if page_count == 0 {
+            // hayro may open an encrypted file it cannot decrypt and see no pages.
+            if encrypted {
+                return Err(ExtractError::Encrypted);
+            }
             return Err(ExtractError::Damaged("the PDF has no readable pages".into()));
         }
-        if page_count > max_pages {
+        // Text-layer pages cost milliseconds, so long text PDFs are fine; the
+        // OCR page limit is enforced by the caller once pages are planned.
+        let max_total = max_pages.saturating_mul(TOTAL_PAGES_FACTOR);
+        if page_count > max_total {
             return Err(ExtractError::TooLarge(format!(
-                "{page_count} pages exceed the limit of {max_pages}"
+                "{page_count} pages exceed the limit of {max_total}"
             )));
         }
         let source = PdfSource { bytes, lopdf, hayro, page_count };
@@ -167,24 +177,57 @@ impl PdfSource {
     /// Decides per page: text layer, or OCR. Pages whose text layer makes
     /// pdf-extract panic are OCR'd like pages without one.
     pub fn plan_page(&self, number: u32) -> PagePlan {
-        let Some(doc) = &self.lopdf else { return PagePlan::Ocr };
+        let Some(doc) = &self.lopdf else { return PagePlan::Ocr(None) };
         let text = quietly(|| {
             let mut s = String::new();
             let mut out = pdf_extract::PlainTextOutput::new(&mut s);
             pdf_extract::output_doc_page(doc, &mut out, number).map(|_| s)
         });
-        let Some(Ok(text)) = text else { return PagePlan::Ocr };
+        let Some(Ok(text)) = text else { return PagePlan::Ocr(None) };
         let metrics = text_quality::measure(&text);
         match text_quality::verdict(&metrics) {
             TextLayerVerdict::Usable => {
                 if metrics.alphanumeric < SCAN_TEXT_ALNUM && self.largest_image(number) >= SCAN_IMAGE_PIXELS {
-                    PagePlan::Ocr
+                    PagePlan::Ocr(Some(text))
                 } else {
                     PagePlan::TextLayer(text)
                 }
             }
-            TextLayerVerdict::Sparse | TextLayerVerdict::Garbled => PagePlan::Ocr,
+            // A short text layer on a page that draws no images is the page's
+            // whole content (a cover sheet, "Seite 2 von 3"): OCR adds nothing.
+            TextLayerVerdict::Sparse if metrics.alphanumeric > 0 && !self.may_have_images(number) => {
+                PagePlan::TextLayer(text)
+            }
+            TextLayerVerdict::Sparse | TextLayerVerdict::Garbled => PagePlan::Ocr(Some(text)),
         }
+    }
+
+    /// Whether the page draws any XObject (image or form that may hold one)
+    /// or an inline image. Unknown counts as yes.
+    fn may_have_images(&self, number: u32) -> bool {
+        let (Some(doc), Some(id)) = (&self.lopdf, self.page_id(number)) else { return true };
+        quietly(|| {
+            let has_xobjects = doc
+                .get_page_resources(id)
+                .ok()
+                .map(|(own, inherited)| {
+                    own.into_iter()
+                        .chain(inherited.iter().filter_map(|rid| doc.get_dictionary(*rid).ok()))
+                        .any(|res| {
+                            res.get(b"XObject")
+                                .and_then(|o| doc.dereference(o).map(|(_, o)| o))
+                                .and_then(Object::as_dict)
+                                .is_ok_and(|d| !d.is_empty())
+                        })
+                })
+                .unwrap_or(true);
+            let inline_image = doc
+                .get_page_content(id)
+                .map(|content| content.windows(3).any(|w| w == b"BI\n" || w == b"BI " || w == b"BI\r"))
+                .unwrap_or(true);
+            has_xobjects || inline_image
+        })
+        .unwrap_or(true)
     }
 
     fn page_id(&self, number: u32) -> Option<lopdf::ObjectId> {

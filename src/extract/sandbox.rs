@@ -34,7 +34,8 @@ pub struct Limits {
     pub cpu_seconds: u64,
     /// Files above this size are refused without starting a child.
     pub max_file_bytes: u64,
-    /// PDFs and multi-page TIFFs with more pages are refused as too large.
+    /// Documents with more pages to OCR are refused as too large (PDFs may
+    /// have up to ten times as many pages in all: text-layer pages are cheap).
     pub max_pages: u32,
     /// Images (uploaded or embedded in a PDF) above this pixel count are
     /// refused before decoding.
