@@ -102,7 +102,12 @@ pub fn check_bundle(
     all_docs.extend(extracted.iter().cloned());
     let letterhead = pipeline.settings.letterhead_for(manifest.tenant.as_deref());
     let ctx = Context { schema, catalogue: &pipeline.schemas.catalogue, letterhead, today, case_reference };
-    Ok((domain::process(&combined, &all_docs, &ctx), extracted))
+    // The core is pure and tested never to panic; should a bug still make it
+    // panic on some input, that bundle is rejected (dead-lettered with the
+    // reason) instead of being retried forever or taking the worker down.
+    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| domain::process(&combined, &all_docs, &ctx)))
+        .map_err(|_| JobError::Reject("internal error while checking the bundle (see worker log)".to_string()))?;
+    Ok((report, extracted))
 }
 
 /// What `process_one` did with a bundle.

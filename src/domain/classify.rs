@@ -260,3 +260,54 @@ pub fn segment_document(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::document::ExtractedPage;
+
+    fn catalogue() -> Catalogue {
+        let text = std::include_str!("../../schemas/document_types.toml");
+        Catalogue::from_toml(text, "document_types.toml").unwrap()
+    }
+
+    /// Pseudo-random text over an alphabet with multi-byte letters,
+    /// digits and date punctuation: classification and date reading must
+    /// never panic, whatever OCR produces.
+    #[test]
+    fn arbitrary_text_never_panics_the_classifier() {
+        let alphabet: Vec<char> = "aäbcdeéfghijklmnoöpqrsßtuüvwxyz ÄÖÜ0123456789.,-–/:\n\u{308}€§".chars().collect();
+        let cat = catalogue();
+        let mut seed: u64 = 0x5eed;
+        for _ in 0..200 {
+            let len = (seed % 600) as usize;
+            let text: String = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    alphabet[(seed >> 33) as usize % alphabet.len()]
+                })
+                .collect();
+            let page = ExtractedPage { number: 1, text, source: TextSource::Ocr, ocr_confidence: Some(40.0) };
+            let doc = ExtractedDocument { document_id: "d".into(), pages: vec![page], problem: None };
+            let segs = segment_document(&doc, Some("geburtsurkunde"), &cat, NaiveDate::from_ymd_opt(2026, 11, 20).unwrap());
+            assert!(!segs.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_page_without_a_heading_continues_the_document_before_it() {
+        let cat = catalogue();
+        let p1 = ExtractedPage {
+            number: 1,
+            text: "Jobcenter Musterstadt\nBewilligungsbescheid\nLeistungen zur Sicherung des Lebensunterhalts nach dem Zweiten Buch Sozialgesetzbuch (SGB II) – Bürgergeld\nBedarfsgemeinschaft 12345BG0001".into(),
+            source: TextSource::TextLayer,
+            ocr_confidence: None,
+        };
+        let p2 = ExtractedPage { number: 2, text: "Seite 2 von 2\nRechtsbehelfsbelehrung\nGegen diesen Bescheid kann Widerspruch erhoben werden.".into(), source: TextSource::TextLayer, ocr_confidence: None };
+        let p3 = ExtractedPage { number: 3, text: "Geburtsurkunde\nStandesamt Musterstadt\nRegisternummer G 123/2014\nFamilienname Beispiel\nVornamen Lena\nGeburtstag 02.05.2014".into(), source: TextSource::TextLayer, ocr_confidence: None };
+        let doc = ExtractedDocument { document_id: "d".into(), pages: vec![p1, p2, p3], problem: None };
+        let segs = segment_document(&doc, None, &cat, NaiveDate::from_ymd_opt(2026, 11, 20).unwrap());
+        let got: Vec<(u32, u32, &str)> = segs.iter().map(|s| (s.first_page, s.last_page, s.doc_type.as_str())).collect();
+        assert_eq!(got, vec![(1, 2, "buergergeldbescheid"), (3, 3, "geburtsurkunde")]);
+    }
+}

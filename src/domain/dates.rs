@@ -112,6 +112,16 @@ fn role_from_context(before: &str) -> DateRole {
     DateRole::Plain
 }
 
+/// The last `max_bytes` (or slightly fewer) bytes of `s`, cut at a
+/// character boundary so multi-byte letters (ä, ß) are never split.
+fn tail(s: &str, max_bytes: usize) -> &str {
+    let mut start = s.len().saturating_sub(max_bytes);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
 fn last_day_of_month(year: i32, month: u32) -> Option<NaiveDate> {
     let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
     NaiveDate::from_ymd_opt(ny, nm, 1)?.pred_opt()
@@ -155,7 +165,7 @@ pub fn find_dates(text: &str) -> Vec<FoundDate> {
             continue; // overlapping match of another pattern
         }
         let before = &text[..*start];
-        let mut role = role_from_context(&before[before.len().saturating_sub(80)..].to_string());
+        let mut role = role_from_context(tail(before, 80));
         // A date right after another date and a dash is a range end.
         if let Some(p) = prev_end {
             let between = text[p..*start].trim();
@@ -186,7 +196,7 @@ pub fn find_dates(text: &str) -> Vec<FoundDate> {
             && let Some(date) = last_day_of_month(y, m)
         {
             let before = &text[..whole.start()];
-            let role = match role_from_context(&before[before.len().saturating_sub(80)..].to_string()) {
+            let role = match role_from_context(tail(before, 80)) {
                 DateRole::Other => DateRole::Other,
                 _ => DateRole::PeriodEnd,
             };
@@ -234,6 +244,14 @@ mod tests {
     fn worded_and_short_year_dates_are_read() {
         assert_eq!(document_date("Musterstadt, den 3. November 2026", d("2026-11-20")), Some(d("2026-11-03")));
         assert_eq!(document_date("Berlin, 05.11.26", d("2026-11-20")), Some(d("2026-11-05")));
+    }
+
+    #[test]
+    fn umlauts_right_before_a_date_do_not_break_the_context_window() {
+        let text = format!("{}ä 05.11.2026", "x".repeat(79));
+        assert_eq!(document_date(&text, d("2026-11-20")), Some(d("2026-11-05")));
+        let text = format!("{}Straße, den 05.11.2026", "ä".repeat(50));
+        assert_eq!(document_date(&text, d("2026-11-20")), Some(d("2026-11-05")));
     }
 
     #[test]
