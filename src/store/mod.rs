@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod audit;
+mod common;
 pub mod postgres;
 pub mod sqlite;
 
@@ -89,7 +91,11 @@ pub struct BundleResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RecordOutcome {
     /// A new case was opened (or a late bundle added to one) and a draft stored.
-    Recorded { case_id: String, draft_id: i64, draft_version: i64 },
+    Recorded {
+        case_id: String,
+        draft_id: i64,
+        draft_version: i64,
+    },
     /// This `bundle_id` was recorded before; nothing changed (idempotency).
     AlreadyRecorded { case_id: String },
 }
@@ -122,29 +128,80 @@ pub struct StoredDraft {
     pub created_at: DateTime<Utc>,
 }
 
+/// The result of recomputing the audit log's hash chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCheck {
+    /// How many entries the log holds (up to the chain head read at the start).
+    pub entries: u64,
+    /// The id of the first entry that does not verify: its hash or its link
+    /// to the previous entry is wrong, or it is missing. `None` if intact.
+    pub first_broken: Option<i64>,
+}
+
+impl AuditCheck {
+    /// Whether every entry verified.
+    pub fn is_intact(&self) -> bool {
+        self.first_broken.is_none()
+    }
+}
+
+/// An event in the transactional outbox: written in the same transaction as
+/// the change it reports, published later by the worker's relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEvent {
+    /// Position in the outbox; events are published in this order.
+    pub id: i64,
+    /// Stable id that consumers deduplicate on (publication is at-least-once).
+    pub event_id: String,
+    /// `bundle.checked` or `draft.ready`; also the routing key on the events exchange.
+    pub event_type: String,
+    /// The event body: ids, verdicts and versions only, never personal data.
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Capability: durable storage of cases and the review queue.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Creates or upgrades the schema (idempotent).
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Records a processed bundle atomically and idempotently by `bundle_id`:
-    /// a bundle seen before changes nothing and returns `AlreadyRecorded`.
-    /// A bundle with a known `case_id` adds to that case, stores the new
-    /// report and draft, and marks the earlier pending draft `superseded`.
+    /// a bundle seen before changes nothing and returns `AlreadyRecorded`,
+    /// also when another worker records it at the same moment.
+    /// A bundle without `case_id` opens a case whose id derives from the
+    /// `bundle_id`. A bundle with a known `case_id` adds to that case, stores
+    /// the new report and draft, and marks the earlier pending draft
+    /// `superseded`; an unknown `case_id` is `NotFound`, and one whose case has
+    /// another procedure or tenant is a `Conflict`.
+    /// Appends `bundle_checked` and `draft_created` to the audit log and
+    /// `bundle.checked` and `draft.ready` to the outbox.
     async fn record_bundle(&self, result: &BundleResult) -> Result<RecordOutcome, StoreError>;
     /// The case a bundle was recorded under, if any.
     async fn case_of_bundle(&self, bundle_id: &str) -> Result<Option<String>, StoreError>;
-    /// All cases, most recently updated first.
+    /// All cases, most recently updated first (ties by case id); bundle ids
+    /// in arrival order; the current draft is the newest version.
     async fn list_cases(&self) -> Result<Vec<CaseSummary>, StoreError>;
     /// The current (newest) draft of a case.
     async fn current_draft(&self, case_id: &str) -> Result<Option<StoredDraft>, StoreError>;
-    /// Every bundle's manifest of a case, oldest first (for re-checking with late documents).
+    /// Every bundle's manifest of a case, oldest first (for re-checking with
+    /// late documents). Empty for an unknown case.
     async fn case_manifests(&self, case_id: &str) -> Result<Vec<serde_json::Value>, StoreError>;
-    /// Every document of a case across its bundles, in the order they arrived.
+    /// Every document of a case across its bundles, in the order they arrived
+    /// (bundles by `received_at`, documents in manifest order). Note that a
+    /// `document_id` is unique only within its bundle.
     async fn case_documents(&self, case_id: &str) -> Result<Vec<StoredDocument>, StoreError>;
+    /// Recomputes the audit log's hash chain from the first entry.
+    async fn verify_audit_chain(&self) -> Result<AuditCheck, StoreError>;
+    /// Outbox events not yet published, oldest first, at most `limit`.
+    /// `record_bundle` writes `bundle.checked` and `draft.ready`.
+    async fn pending_events(&self, limit: i64) -> Result<Vec<OutboxEvent>, StoreError>;
+    /// Marks an outbox event published, after the broker confirmed it.
+    /// Marking it again changes nothing.
+    async fn mark_event_published(&self, id: i64) -> Result<(), StoreError>;
 }
 
 /// Opens the store that the URL's scheme names and migrates it.
+/// A SQLite database file is created if missing.
 pub async fn connect(database_url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     let store: std::sync::Arc<dyn Store> = if database_url.starts_with("sqlite:") {
         std::sync::Arc::new(sqlite::SqliteStore::connect(database_url).await?)

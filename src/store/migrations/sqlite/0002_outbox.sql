@@ -1,0 +1,18 @@
+-- Transactional outbox, SQLite dialect (keep equivalent to
+-- ../postgres/0002_outbox.sql). Events are written in the same transaction as
+-- the change they report, so a change and its event never diverge; the
+-- worker's relay publishes them to the events exchange and sets
+-- published_at. Delivery is at-least-once: consumers deduplicate on event_id.
+CREATE TABLE outbox (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT NOT NULL UNIQUE,
+    -- Also the routing key on the events exchange (`bundle.checked`, `draft.ready`).
+    event_type   TEXT NOT NULL,
+    -- Ids, verdicts and versions only; never personal data.
+    payload      TEXT NOT NULL CHECK (json_valid(payload)),
+    created_at   TEXT NOT NULL,
+    published_at TEXT
+) STRICT;
+
+-- The relay reads the unpublished tail in id order.
+CREATE INDEX outbox_pending ON outbox (id) WHERE published_at IS NULL;
