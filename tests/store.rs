@@ -62,6 +62,7 @@ store_suite!(
     the_audit_chain_verifies_and_reveals_a_tampered_entry,
     audit_entries_hold_ids_and_hashes_but_no_personal_data,
     cases_are_listed_most_recently_updated_first,
+    a_recorded_bundle_leaves_its_events_in_the_outbox_until_they_are_published,
 );
 
 async fn recording_a_bundle_opens_a_case_with_a_pending_draft(db: TestDb) {
@@ -255,6 +256,7 @@ async fn eight_workers_recording_the_same_bundle_at_once_make_one_case_and_one_d
     assert_eq!(db.count(Table::Cases).await, 1);
     assert_eq!(db.count(Table::Bundles).await, 1);
     assert_eq!(db.count(Table::Drafts).await, 1);
+    assert_eq!(db.store.pending_events(100).await.unwrap().len(), 2);
     let check = db.store.verify_audit_chain().await.unwrap();
     assert_eq!((check.entries, check.first_broken), (2, None));
 }
@@ -378,6 +380,30 @@ async fn cases_are_listed_most_recently_updated_first(db: TestDb) {
         listed,
         [&*case_of["uvg-a"], &*case_of["uvg-c"], &*case_of["uvg-b"]]
     );
+}
+
+async fn a_recorded_bundle_leaves_its_events_in_the_outbox_until_they_are_published(db: TestDb) {
+    db.store
+        .record_bundle(&bundle("uvg-1", None))
+        .await
+        .unwrap();
+    // A redelivery announces nothing new.
+    db.store
+        .record_bundle(&bundle("uvg-1", None))
+        .await
+        .unwrap();
+
+    let events = db.store.pending_events(10).await.unwrap();
+
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["bundle.checked", "draft.ready"]);
+    assert_eq!(events[0].payload["verdict"], "incomplete");
+    assert!(!events[0].payload.to_string().contains("Beispiel"));
+    db.store.mark_event_published(events[0].id).await.unwrap();
+    db.store.mark_event_published(events[0].id).await.unwrap();
+    let left = db.store.pending_events(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event_type, "draft.ready");
 }
 
 // Not part of the suite: it needs no database.
