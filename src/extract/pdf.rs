@@ -29,7 +29,6 @@ pub const TOTAL_PAGES_FACTOR: u32 = 10;
 
 /// An opened PDF: whichever of the two parsers could read it.
 pub struct PdfSource {
-    bytes: std::sync::Arc<Vec<u8>>,
     lopdf: Option<Document>,
     hayro: Option<HayroPdf>,
     page_count: u32,
@@ -77,7 +76,7 @@ impl PdfSource {
             }
             _ => None,
         };
-        let shared: std::sync::Arc<Vec<u8>> = bytes.clone();
+        let shared: std::sync::Arc<Vec<u8>> = bytes;
         let hayro = match quietly(|| HayroPdf::new(shared)) {
             Some(Ok(pdf)) => Some(pdf),
             Some(Err(hayro::hayro_syntax::LoadPdfError::Decryption(_))) => {
@@ -115,7 +114,7 @@ impl PdfSource {
                 "{page_count} pages exceed the limit of {max_total}"
             )));
         }
-        let source = PdfSource { bytes, lopdf, hayro, page_count };
+        let source = PdfSource { lopdf, hayro, page_count };
         source.check_bombs(max_pixels)?;
         Ok(source)
     }
@@ -358,11 +357,6 @@ impl PdfSource {
             Some(None) => Err(ExtractError::Damaged(format!("page {number} could not be rendered"))),
             None => Err(ExtractError::Damaged(format!("the renderer failed on page {number}"))),
         }
-    }
-
-    /// The file's bytes (for callers that need to re-open it per thread).
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
     }
 }
 

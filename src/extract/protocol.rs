@@ -91,3 +91,30 @@ pub(crate) enum ChildMessage {
     /// The document as a whole could not be read.
     Failed { kind: ProblemKind, detail: String },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_args_survive_the_command_line() {
+        let args = ChildArgs {
+            media_type: "image/png".into(),
+            threads: 3,
+            max_pages: 7,
+            max_image_pixels: 1234,
+            max_file_bytes: 99,
+            path: PathBuf::from("/tmp/a file --with dashes.png"),
+        };
+        let argv: Vec<String> = args.to_argv().into_iter().map(|s| s.into_string().unwrap()).collect();
+        assert_eq!(ChildArgs::parse(&argv).unwrap(), args);
+    }
+
+    #[test]
+    fn a_failure_message_is_one_json_line_with_a_stable_kind() {
+        let msg = ChildMessage::Failed { kind: ProblemKind::TooLarge, detail: "x".into() };
+        let line = serde_json::to_string(&msg).unwrap();
+        assert_eq!(line, r#"{"event":"failed","kind":"too_large","detail":"x"}"#);
+        assert_eq!(serde_json::from_str::<ChildMessage>(&line).unwrap(), msg);
+    }
+}

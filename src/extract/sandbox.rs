@@ -111,6 +111,7 @@ impl SandboxExtractor {
 
     /// Extracts one document with `threads` page threads in its child, and
     /// reports what the run cost.
+    #[tracing::instrument(skip_all, fields(document_id = %document.document_id))]
     pub fn extract_one(&self, document: &DocumentFile, threads: usize) -> (ExtractedDocument, RunStats) {
         let problem = |kind: ProblemKind, detail: String| ExtractedDocument {
             document_id: document.document_id.clone(),
@@ -213,9 +214,8 @@ impl SandboxExtractor {
         let status = loop {
             // Waits for the child without reaping it until it has exited,
             // polling both the process and the protocol events.
-            match wait4(pid, false) {
-                Some(done) => break Some(done),
-                None => {}
+            if let Some(done) = wait4(pid, false) {
+                break Some(done);
             }
             match events.recv_timeout(Duration::from_millis(20)) {
                 Ok(StdoutEvent::Message(ChildMessage::Started { pages })) => {
@@ -226,7 +226,9 @@ impl SandboxExtractor {
                     too_large = true;
                     kill_group(pid);
                 }
-                Err(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                // stdout is closed: the child is exiting; poll without spinning.
+                Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(10)),
             }
             if Instant::now() >= deadline {
                 timed_out = true;
