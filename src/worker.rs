@@ -83,6 +83,7 @@ pub fn check_bundle(
         .ok_or_else(|| JobError::Reject(format!("unknown procedure {:?}", manifest.procedure)))?;
     let mut extracted = pipeline.extractor.extract_all(&bundle.files_to_extract());
     extracted.extend(bundle.intake_failures());
+    sanitise(&mut extracted);
     // Late documents: the case is checked as a whole, earlier uploads first.
     let mut combined = manifest.clone();
     let mut all_docs = Vec::new();
@@ -134,7 +135,12 @@ pub async fn process_one(
         return Ok(Processed::AlreadyRecorded { case_id });
     }
     let case_id = match &bundle.manifest.case_id {
-        Some(c) => c.clone(),
+        // Intake systems know bundle ids before they learn case ids, so a
+        // `case_id` naming an earlier bundle means that bundle's case.
+        Some(c) => match store.case_of_bundle(c).await? {
+            Some(case_of_earlier_bundle) => case_of_earlier_bundle,
+            None => c.clone(),
+        },
         None => new_case_id(&bundle_id),
     };
     let mut earlier = Vec::new();
@@ -144,16 +150,7 @@ pub async fn process_one(
             return Err(JobError::Reject(format!("case_id {case_id} is not known")));
         }
         let docs = store.case_documents(&case_id).await?;
-        for m in manifests {
-            let Ok(m) = Manifest::from_value(&m) else { continue };
-            for d in docs.iter() {
-                if m.documents.iter().any(|r| r.document_id == d.document_id)
-                    && let Ok(e) = serde_json::from_value::<ExtractedDocument>(d.extracted.clone())
-                {
-                    earlier.push((m.clone(), e));
-                }
-            }
-        }
+        earlier = pair_earlier_documents(&manifests, &docs);
     }
     let p = pipeline.clone();
     let reference = case_id.clone();
@@ -182,7 +179,7 @@ pub async fn process_one(
         .collect();
     let result = BundleResult {
         bundle_id: bundle_id.clone(),
-        case_id: bundle.manifest.case_id.clone(),
+        case_id: bundle.manifest.case_id.as_ref().map(|_| case_id.clone()),
         procedure: bundle.manifest.procedure.clone(),
         tenant: bundle.manifest.tenant.clone(),
         schema_version: report.schema_version.clone(),
@@ -204,6 +201,46 @@ pub async fn process_one(
         }
         // Another worker recorded the same bundle meanwhile.
         RecordOutcome::AlreadyRecorded { case_id } => Ok(Processed::AlreadyRecorded { case_id }),
+    }
+}
+
+/// Pairs stored documents with the manifests of their bundles. Both come
+/// in bundle order and documents in manifest order, and document ids are
+/// unique only within a bundle, so they are matched by walking both lists.
+fn pair_earlier_documents(manifests: &[serde_json::Value], docs: &[StoredDocument]) -> Vec<(Manifest, ExtractedDocument)> {
+    let mut out = Vec::new();
+    let mut next = 0;
+    for value in manifests {
+        let Ok(m) = Manifest::from_value(value) else {
+            tracing::warn!(message = "A stored manifest no longer parses; its documents are left out of the re-check.");
+            continue;
+        };
+        let n = m.documents.len();
+        let slice = docs.get(next..next + n).unwrap_or(&[]);
+        if slice.len() != n || slice.iter().zip(&m.documents).any(|(d, r)| d.document_id != r.document_id) {
+            tracing::warn!(message = "Stored documents do not line up with their manifest; they are left out of the re-check.", bundle_id = %m.bundle_id);
+            continue;
+        }
+        next += n;
+        for d in slice {
+            if let Ok(e) = serde_json::from_value::<ExtractedDocument>(d.extracted.clone()) {
+                out.push((m.clone(), e));
+            }
+        }
+    }
+    out
+}
+
+/// Removes NUL and other control characters (except line breaks and tabs)
+/// from extracted text: PostgreSQL's JSONB refuses `\u0000`, and control
+/// characters carry no meaning for classification.
+fn sanitise(documents: &mut [ExtractedDocument]) {
+    for d in documents {
+        for p in &mut d.pages {
+            if p.text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+                p.text = p.text.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect();
+            }
+        }
     }
 }
 

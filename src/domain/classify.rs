@@ -27,6 +27,16 @@ pub struct PageVerdict {
     pub has_title: bool,
     /// The runner-up type and its confidence, for the caseworker.
     pub runner_up: Option<(String, f64)>,
+    /// Raw evidence score of every reported type on this page (best rule
+    /// type per id), for segmentation decisions.
+    #[serde(skip)]
+    pub raw_scores: Vec<(String, f64)>,
+}
+
+impl PageVerdict {
+    fn raw(&self, id: &str) -> f64 {
+        self.raw_scores.iter().find(|(t, _)| t == id).map(|(_, s)| *s).unwrap_or(0.0)
+    }
 }
 
 /// A run of pages of one document judged to be one document of one type.
@@ -73,8 +83,9 @@ impl Segment {
 pub fn classify_page(page: &ExtractedPage, catalogue: &Catalogue, declared: Option<&str>) -> PageVerdict {
     let folded = fold(&page.text);
     let words = folded.split_whitespace().count();
-    // The first third of a page holds the heading of most documents.
-    let head_limit = (folded.len() / 3).max(200);
+    // The top 40 % of a page holds the heading of most documents (letter
+    // heads with address blocks push it down from the very top).
+    let head_limit = (folded.len() * 2 / 5).max(400);
     let mut scored: Vec<(usize, f64, Vec<String>, bool)> = Vec::new();
     for (ti, t) in catalogue.types.iter().enumerate() {
         let mut score = 0.0;
@@ -116,6 +127,13 @@ pub fn classify_page(page: &ExtractedPage, catalogue: &Catalogue, declared: Opti
     // Several rule types may report as one id (kinds of `sonstiges`); the
     // best of them speaks for the id.
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut raw_scores: Vec<(String, f64)> = Vec::new();
+    for (ti, sc, _, _) in &scored {
+        let id = &catalogue.types[*ti].reported_as;
+        if !raw_scores.iter().any(|(t, _)| t == id) {
+            raw_scores.push((id.clone(), *sc));
+        }
+    }
     let best = &scored[0];
     let best_type = &catalogue.types[best.0];
     let runner = scored.iter().find(|s| catalogue.types[s.0].reported_as != best_type.reported_as);
@@ -145,6 +163,7 @@ pub fn classify_page(page: &ExtractedPage, catalogue: &Catalogue, declared: Opti
             evidence: if s1 > 0.0 { best.2.clone() } else { Vec::new() },
             has_title: false,
             runner_up: if s1 > 0.0 { Some((best_type.reported_as.clone(), confidence)) } else { None },
+            raw_scores,
         };
     }
     PageVerdict {
@@ -154,6 +173,7 @@ pub fn classify_page(page: &ExtractedPage, catalogue: &Catalogue, declared: Opti
         evidence: best.2.clone(),
         has_title: best.3,
         runner_up,
+        raw_scores,
     }
 }
 
@@ -199,8 +219,11 @@ pub fn segment_document(
         let continues = match groups.last() {
             None => false,
             Some((t, _)) if *t == v.doc_type => true,
-            // A page with its own heading begins a new document.
-            Some(_) if v.has_title => false,
+            // A page with its own heading begins a new document, unless the
+            // document before it is nearly as strong on this page: forms
+            // ask about other documents ("Besteht ein Unterhaltstitel?")
+            // without being them.
+            Some((t, _)) if v.has_title => t != UNKNOWN && v.raw(t) >= 0.6 * v.raw(&v.doc_type),
             // A page without a heading continues a recognised document.
             Some((t, _)) => t != UNKNOWN,
         };

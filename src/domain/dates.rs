@@ -178,6 +178,14 @@ pub fn find_dates(text: &str) -> Vec<FoundDate> {
                 }
             }
         }
+        // A date alone at the end of a line near the top is the letter date
+        // of German business letters ("Firma GmbH          12. August 2026").
+        if role == DateRole::Plain {
+            let rest_of_line = text[*end..].split('\n').next().unwrap_or("");
+            if rest_of_line.trim().is_empty() && *start <= (text.len() / 3).max(400) {
+                role = DateRole::Issued;
+            }
+        }
         out.push(FoundDate { date: *date, role });
         prev_end = Some(*end);
     }
@@ -238,6 +246,12 @@ mod tests {
         assert_eq!(document_date("Gehaltsabrechnung für Oktober 2026\nBrutto 3.000,00", d("2026-11-20")), Some(d("2026-10-31")));
         assert_eq!(document_date("Zeitraum: 01.09.2026 bis 30.09.2026", d("2026-11-20")), Some(d("2026-09-30")));
         assert_eq!(document_date("Abrechnungsmonat 08/2026", d("2026-11-20")), Some(d("2026-08-31")));
+    }
+
+    #[test]
+    fn a_date_alone_at_the_end_of_a_header_line_is_the_letter_date() {
+        let text = "Pflegedienst Sonnenhof gGmbH            12. August 2026\nVerdienstbescheinigung\nMai 2026 2.190,00\nJuli 2026 2.244,50";
+        assert_eq!(document_date(text, d("2026-11-10")), Some(d("2026-08-12")));
     }
 
     #[test]

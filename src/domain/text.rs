@@ -62,11 +62,13 @@ pub struct Hit {
 }
 
 /// How many character edits a phrase of this length may absorb. Short
-/// phrases must match exactly: one edit in "amt" finds "art".
+/// phrases must match exactly (one edit in "amt" finds "art"), and a
+/// budget of two only opens for long phrases, where two edits cannot turn
+/// one idiom into another ("verpflichte mich" vs "verpflichtet sich").
 pub fn edit_budget(phrase_len: usize) -> usize {
     match phrase_len {
-        0..=6 => 0,
-        7..=13 => 1,
+        0..=7 => 0,
+        8..=20 => 1,
         _ => 2,
     }
 }
