@@ -48,6 +48,15 @@ pub struct Settings {
     pub tenants: BTreeMap<String, Letterhead>,
     /// Wall-clock limit for extracting one document, in seconds.
     pub extract_timeout_secs: u64,
+    /// Prefix of the RabbitMQ names: `<prefix>.bundles`, `<prefix>.dead`,
+    /// `<prefix>.bundles.dead`, `<prefix>.events`. Tests use their own.
+    pub amqp_prefix: String,
+    /// Deliveries of one message before RabbitMQ dead-letters it (the bundle
+    /// queue's `x-delivery-limit`; crashes and retries both count).
+    pub amqp_delivery_limit: u32,
+    /// How long `run` lets in-flight bundles finish after SIGTERM/SIGINT
+    /// before it closes the channel (unfinished ones are redelivered).
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Settings {
@@ -64,6 +73,9 @@ impl Default for Settings {
             letterhead: Letterhead::default(),
             tenants: BTreeMap::new(),
             extract_timeout_secs: 120,
+            amqp_prefix: "nachweis".into(),
+            amqp_delivery_limit: 5,
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -109,6 +121,20 @@ impl Settings {
         }
         if let Some(v) = get("NACHWEIS_LOG_FORMAT") {
             self.log_format = v;
+        }
+        if let Some(v) = get("NACHWEIS_AMQP_PREFIX") {
+            self.amqp_prefix = v;
+        }
+        if let Some(v) = get("NACHWEIS_AMQP_DELIVERY_LIMIT") {
+            self.amqp_delivery_limit = v.parse().ok().filter(|n| *n > 0).ok_or(ConfigError::Env {
+                name: "NACHWEIS_AMQP_DELIVERY_LIMIT",
+                message: "must be a positive whole number".into(),
+            })?;
+        }
+        if let Some(v) = get("NACHWEIS_SHUTDOWN_GRACE_SECS") {
+            self.shutdown_grace_secs = v
+                .parse()
+                .map_err(|_| ConfigError::Env { name: "NACHWEIS_SHUTDOWN_GRACE_SECS", message: "must be a whole number of seconds".into() })?;
         }
         Ok(())
     }

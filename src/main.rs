@@ -9,7 +9,7 @@ use std::sync::Arc;
 use nachweis::config::Settings;
 use nachweis::domain::check::RequirementVerdict;
 use nachweis::intake::{self, IntakeError};
-use nachweis::queue::local;
+use nachweis::queue::{amqp, local};
 use nachweis::startup;
 use nachweis::worker::{self, JobError, Processed};
 
@@ -105,8 +105,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Run => {
             let pipeline = startup::pipeline(&settings)?;
             let store = startup::store(&settings).await?;
-            if settings.amqp_url.is_some() {
-                anyhow::bail!("NACHWEIS_AMQP_URL is set, but this build has no RabbitMQ consumer yet; unset it to use the intake directory");
+            if let Some(amqp_url) = settings.amqp_url.clone() {
+                // Installed before connecting, so an early SIGTERM stops cleanly.
+                let stop = amqp::shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
+                tracing::info!(message = "Worker started.", broker = %nachweis::config::redact_url(&amqp_url), prefix = %settings.amqp_prefix, database = %settings.redacted_database_url());
+                amqp::run_until_stopped(&amqp_url, &settings, pipeline, store, stop).await?;
+                return Ok(ExitCode::SUCCESS);
             }
             std::fs::create_dir_all(&settings.intake_dir)
                 .with_context(|| format!("cannot create intake directory {}", settings.intake_dir.display()))?;
@@ -257,23 +261,35 @@ async fn demo(mut settings: Settings, bundles: &std::path::Path) -> anyhow::Resu
     if std::env::var_os("NACHWEIS_DATABASE_URL").is_none() {
         settings.database_url = "sqlite://var/demo.sqlite".into();
     }
-    let dirs = local::bundle_dirs(bundles).with_context(|| format!("cannot read {}", bundles.display()))?;
+    let mut dirs = local::bundle_dirs(bundles).with_context(|| format!("cannot read {}", bundles.display()))?;
     if dirs.is_empty() {
         anyhow::bail!("no bundles (directories with manifest.json) under {}", bundles.display());
     }
     let pipeline = startup::pipeline(&settings)?;
     let store = startup::store(&settings).await?;
-    let total = dirs.len();
+    // Late documents (manifests with a case_id) go after the bundles that
+    // open cases, as they would arrive in real life.
+    let is_late = |d: &PathBuf| {
+        std::fs::read(d.join("manifest.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v.get("case_id").is_some_and(|c| !c.is_null()))
+    };
+    let late: Vec<PathBuf> = dirs.iter().filter(|d| is_late(d)).cloned().collect();
+    dirs.retain(|d| !is_late(d));
+    let total = dirs.len() + late.len();
     eprintln!("nachweis demo: {total} Bündel aus {} werden gelesen (Texterkennung kann einige Sekunden je Seite dauern) …", bundles.display());
     let started = std::time::Instant::now();
     let mut done = 0usize;
     let today = chrono::Utc::now().date_naive();
-    let outcomes = local::process_dirs(dirs, pipeline, Arc::clone(&store), settings.concurrency, today, |o| {
+    let mut progress = |o: &local::JobOutcome| {
         done += 1;
         let name = o.dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         eprintln!("  [{done:>2}/{total}] {name} ({:.0} s)", started.elapsed().as_secs_f64());
-    })
-    .await;
+    };
+    let mut outcomes =
+        local::process_dirs(dirs, Arc::clone(&pipeline), Arc::clone(&store), settings.concurrency, today, &mut progress).await;
+    outcomes.extend(local::process_dirs(late, pipeline, Arc::clone(&store), settings.concurrency, today, &mut progress).await);
     let mut rows: Vec<(String, String, String, String)> = Vec::new();
     let mut failures = 0;
     for o in outcomes {

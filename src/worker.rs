@@ -147,7 +147,10 @@ pub async fn process_one(
     if bundle.manifest.case_id.is_some() {
         let manifests = store.case_manifests(&case_id).await?;
         if manifests.is_empty() {
-            return Err(JobError::Reject(format!("case_id {case_id} is not known")));
+            // Bundles can overtake each other in the queue; the earlier one
+            // may still be in flight. Retrying is bounded by the queue's
+            // delivery limit, after which the bundle is dead-lettered.
+            return Err(JobError::Retry(format!("case_id {case_id} is not known (yet)")));
         }
         let docs = store.case_documents(&case_id).await?;
         earlier = pair_earlier_documents(&manifests, &docs);

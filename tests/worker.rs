@@ -81,9 +81,9 @@ async fn late_documents_complete_the_earlier_case_and_supersede_its_letter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_late_bundle_for_an_unknown_case_is_rejected() {
+async fn a_late_bundle_for_a_case_not_yet_recorded_is_retried_not_dropped() {
     let tmp = tempfile::tempdir().unwrap();
     let store = sqlite_store(&tmp).await;
     let err = process_one(pipeline(), store, bundle("uvg-24-nachreichung-zu-03"), today()).await.unwrap_err();
-    assert!(matches!(err, nachweis::worker::JobError::Reject(_)), "{err}");
+    assert!(matches!(err, nachweis::worker::JobError::Retry(_)), "{err}");
 }

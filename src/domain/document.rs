@@ -72,6 +72,21 @@ impl ProblemKind {
         }
     }
 
+    /// The reason as a German subordinate clause, for "…, weil {}."
+    /// in letters (verb last: "sie beschädigt ist").
+    pub fn because_de(self) -> &'static str {
+        match self {
+            ProblemKind::MissingFile => "sie in der Einreichung fehlt",
+            ProblemKind::HashMismatch => "sie bei der Übermittlung verändert wurde",
+            ProblemKind::UnsupportedMediaType => "ihr Dateiformat nicht unterstützt wird (bitte PDF, JPEG, PNG oder TIFF)",
+            ProblemKind::Encrypted => "sie mit einem Passwort geschützt ist",
+            ProblemKind::Damaged => "sie beschädigt ist",
+            ProblemKind::TooLarge => "sie zu groß ist",
+            ProblemKind::Timeout | ProblemKind::ExtractorCrashed => "sie nicht gelesen werden konnte",
+            ProblemKind::NoText => "auf ihr kein lesbarer Text zu erkennen ist",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProblemKind::MissingFile => "missing_file",

@@ -206,7 +206,7 @@ pub fn draft(
                         .find(|d| d.document_id == seg.document_id)
                         .map(|d| clean(&d.filename))
                         .unwrap_or_default();
-                    let why = seg.problem.as_ref().map(|p| p.kind.label_de()).unwrap_or("sie ist nicht lesbar");
+                    let why = seg.problem.as_ref().map(|p| p.kind.because_de()).unwrap_or("sie nicht gelesen werden konnte");
                     text.push_str(&format!(
                         " Die von Ihnen hochgeladene Datei „{file}“ konnte nicht verwendet werden, weil {why}. Bitte reichen Sie eine gut lesbare Kopie ein."
                     ));
