@@ -16,6 +16,9 @@ use crate::extract::DocumentFile;
 /// Uploads larger than this are not read at all.
 pub const MAX_DOCUMENT_BYTES: u64 = 50 * 1024 * 1024;
 
+/// A manifest (with inline documents) larger than this is refused unread.
+pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Why a bundle as a whole is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -142,6 +145,23 @@ fn prepare(reference: DocumentRef, file: PathBuf, bytes: Option<Vec<u8>>) -> Pre
 /// Reads a bundle directory: `manifest.json` plus the files it names.
 pub fn read_bundle_dir(dir: &Path) -> Result<IntakeBundle, IntakeError> {
     let manifest_path = dir.join("manifest.json");
+    if let Ok(meta) = std::fs::metadata(&manifest_path)
+        && !meta.is_file()
+    {
+        // A FIFO or device named manifest.json would block or never end.
+        return Err(IntakeError::Manifest(ManifestError::Malformed {
+            field: "manifest.json".into(),
+            why: "is not a regular file".into(),
+        }));
+    }
+    if let Ok(meta) = std::fs::metadata(&manifest_path)
+        && meta.len() > MAX_MANIFEST_BYTES
+    {
+        return Err(IntakeError::Manifest(ManifestError::Malformed {
+            field: "manifest.json".into(),
+            why: format!("larger than {} MB", MAX_MANIFEST_BYTES / 1_048_576),
+        }));
+    }
     let bytes = match std::fs::read(&manifest_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(IntakeError::NoManifest(dir.to_path_buf())),

@@ -156,3 +156,44 @@ fn an_unusable_bundle_exits_with_2_and_names_the_field() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("manifest.json"));
 }
+
+#[test]
+fn hostile_bundle_layouts_give_findings_not_hangs_or_crashes() {
+    // A FIFO as manifest, a FIFO and a symlink to a system file as
+    // documents, a directory as a document: each must end quickly with a
+    // specific error or finding.
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("manifest.json");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nachweis")).arg("check").arg(tmp.path()).current_dir(root()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
+    std::fs::remove_file(&fifo).unwrap();
+
+    assert!(std::process::Command::new("mkfifo").arg(tmp.path().join("pipe.pdf")).status().unwrap().success());
+    std::os::unix::fs::symlink("/etc/passwd", tmp.path().join("link.pdf")).unwrap();
+    std::fs::create_dir(tmp.path().join("dir.pdf")).unwrap();
+    let doc = |id: &str, file: &str| serde_json::json!({"document_id": id, "filename": file, "media_type": "application/pdf", "path": file, "declared_type": "geburtsurkunde"});
+    let manifest = serde_json::json!({
+        "bundle_id": "hostile-1", "procedure": "uvg", "received_at": "2026-11-20T09:00:00Z",
+        "applicant": {"given_name": "A", "family_name": "B"},
+        "facts": {"married_to_other_parent": false, "maintenance_title_exists": false},
+        "children": [{"given_name": "C", "family_name": "B", "birth_date": "2020-01-01"}],
+        "documents": [doc("d1", "pipe.pdf"), doc("d2", "link.pdf"), doc("d3", "dir.pdf"), doc("d4", "absent.pdf")]
+    });
+    std::fs::write(tmp.path().join("manifest.json"), manifest.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nachweis"))
+        .args(["check", "--json"])
+        .arg(tmp.path())
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let segs = v["segments"].as_array().unwrap();
+    assert_eq!(segs.len(), 4);
+    assert!(segs.iter().all(|s| s["type"] == "unbekannt" && s["problem"]["kind"] == "missing_file"), "{segs:#?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("root:"), "a symlinked system file must not be read");
+    let geburt = v["requirements"].as_array().unwrap().iter().find(|r| r["id"] == "geburtsurkunde").unwrap();
+    assert_eq!(geburt["verdict"], "missing");
+}

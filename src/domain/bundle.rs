@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// Upper bounds that keep one hostile manifest from tying up a worker
+/// (every document costs a sandboxed process).
+pub const MAX_DOCUMENTS: usize = 200;
+pub const MAX_CHILDREN: usize = 20;
+
 /// The address block of the applicant, used only for the letter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Address {
@@ -205,6 +210,12 @@ impl Manifest {
                 .collect::<Result<Vec<_>, _>>()?,
             _ => return Err(malformed("documents", "must be an array")),
         };
+        if documents.len() > MAX_DOCUMENTS {
+            return Err(malformed("documents", format!("at most {MAX_DOCUMENTS} documents per bundle")));
+        }
+        if children.len() > MAX_CHILDREN {
+            return Err(malformed("children", format!("at most {MAX_CHILDREN} children per bundle")));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, d) in documents.iter().enumerate() {
             if !seen.insert(d.document_id.as_str()) {
