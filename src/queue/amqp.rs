@@ -136,7 +136,6 @@ impl Topology {
         // that crashes the worker would be redelivered forever.
         args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(i64::from(self.delivery_limit)));
         args.insert("x-dead-letter-exchange".into(), string(&self.dead_exchange));
-        args.insert("x-dead-letter-routing-key".into(), string(&self.dead_queue));
         // At-least-once dead-lettering (no message lost between the two
         // queues) requires reject-publish overflow.
         args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
@@ -374,25 +373,37 @@ async fn handle_delivery(delivery: Delivery, publish: Channel, shared: Arc<Share
             }
             settle(&delivery.acker, Settle::Ack, bundle).await;
         }
+        // The last delivery the limit allows: requeueing would make RabbitMQ
+        // dead-letter it without saying why, so we do it with the reason.
+        Err(Failure::Retry(reason)) if attempt >= shared.topology.delivery_limit => {
+            let code = format!("retries_exhausted:{}", retry_reason(&reason));
+            reject(&delivery, &publish, &shared, &code, bundle_id.as_deref(), attempt).await;
+        }
         Err(Failure::Retry(reason)) => {
             let wait = retry_delay(attempt);
             tracing::warn!(message = "Bundle failed temporarily; requeueing.", bundle_id = bundle, %reason, attempt, wait_ms = wait.as_millis() as u64);
             tokio::time::sleep(wait).await;
             settle(&delivery.acker, Settle::Requeue, bundle).await;
         }
-        Err(Failure::Reject(reason)) => match dead_letter(&publish, &shared.topology, &delivery, &reason, bundle_id.as_deref()).await {
-            Ok(()) => {
-                tracing::warn!(message = "Bundle rejected and dead-lettered.", bundle_id = bundle, %reason);
-                settle(&delivery.acker, Settle::Ack, bundle).await;
-            }
-            Err(error) => {
-                // Not dead-lettered, so not acked either: it comes back.
-                let wait = retry_delay(attempt);
-                tracing::warn!(message = "Dead-lettering failed; requeueing.", bundle_id = bundle, %reason, %error);
-                tokio::time::sleep(wait).await;
-                settle(&delivery.acker, Settle::Requeue, bundle).await;
-            }
-        },
+        Err(Failure::Reject(reason)) => reject(&delivery, &publish, &shared, &reason, bundle_id.as_deref(), attempt).await,
+    }
+}
+
+/// Dead-letters a copy with the reason, then acks the original; if the copy
+/// is not confirmed, the original is requeued instead (never dropped).
+async fn reject(delivery: &Delivery, publish: &Channel, shared: &Shared, reason: &str, bundle_id: Option<&str>, attempt: u32) {
+    let bundle = bundle_id.unwrap_or("-");
+    match dead_letter(publish, &shared.topology, delivery, reason, bundle_id).await {
+        Ok(()) => {
+            tracing::warn!(message = "Bundle rejected and dead-lettered.", bundle_id = bundle, %reason);
+            settle(&delivery.acker, Settle::Ack, bundle).await;
+        }
+        Err(error) => {
+            let wait = retry_delay(attempt);
+            tracing::warn!(message = "Dead-lettering failed; requeueing.", bundle_id = bundle, %reason, %error);
+            tokio::time::sleep(wait).await;
+            settle(&delivery.acker, Settle::Requeue, bundle).await;
+        }
     }
 }
 
@@ -445,6 +456,21 @@ fn reject_reason(message: &str) -> &'static str {
         "invalid_manifest"
     } else {
         "rejected"
+    }
+}
+
+/// A short code for why retries ran out (for the dead-letter header).
+fn retry_reason(message: &str) -> &'static str {
+    if message.starts_with("case_id") && message.contains("is not known") {
+        "unknown_case"
+    } else if message.starts_with("database unavailable") {
+        "store_unavailable"
+    } else if message.starts_with("intake") {
+        "intake"
+    } else if message.starts_with("pipeline task failed") {
+        "pipeline_crashed"
+    } else {
+        "temporary_failure"
     }
 }
 
@@ -630,6 +656,9 @@ mod tests {
         assert_eq!(reject_reason("case_id case-0123 is not known"), "unknown_case");
         assert_eq!(reject_reason("unknown procedure \"kita\""), "unknown_procedure");
         assert_eq!(reject_reason("something the shell never said about Anna"), "rejected");
+        assert_eq!(retry_reason("case_id case-0123 is not known (yet)"), "unknown_case");
+        assert_eq!(retry_reason("database unavailable: pool timed out"), "store_unavailable");
+        assert_eq!(retry_reason("Anna"), "temporary_failure");
         assert_eq!(header_safe("name: Anna Beispiel\r\nx"), "nameAnnaBeispielx");
     }
 
