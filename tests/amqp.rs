@@ -230,16 +230,16 @@ async fn a_postgres_restart_while_bundles_flow_loses_and_duplicates_nothing() {
         let feeder = h.feed_until("pg", 1000, Duration::from_millis(100), stop_feeding.clone());
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let recorded = h.count("SELECT COUNT(*) FROM bundles").await;
-        run_service_command("pg_ctlcluster", &["--skip-systemctl-redirect", "15", "main", "restart"]).await;
+        pg_ctlcluster("restart").await;
         println!("PostgreSQL restarted ({recorded} bundles recorded before it) at {:.1} s", started.elapsed().as_secs_f64());
         tokio::time::sleep(Duration::from_secs(2)).await;
         // A restart is over before the pool's 10 s acquire timeout, so the
         // workers merely wait. An outage longer than that makes the store
         // report `Unavailable`, and the bundles go through Retry → requeue.
-        run_service_command("pg_ctlcluster", &["--skip-systemctl-redirect", "15", "main", "stop"]).await;
+        pg_ctlcluster("stop").await;
         println!("PostgreSQL stopped at {:.1} s", started.elapsed().as_secs_f64());
         tokio::time::sleep(Duration::from_secs(14)).await;
-        run_service_command("pg_ctlcluster", &["--skip-systemctl-redirect", "15", "main", "start"]).await;
+        pg_ctlcluster("start").await;
         println!("PostgreSQL started again at {:.1} s", started.elapsed().as_secs_f64());
         tokio::time::sleep(Duration::from_secs(2)).await;
         stop_feeding.store(true, Ordering::Relaxed);
@@ -966,6 +966,23 @@ async fn run_service_command(program: &'static str, args: &'static [&'static str
         .expect("join")
         .unwrap_or_else(|error| panic!("cannot run {program}: {error}"));
     assert!(output.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// `pg_ctlcluster <version> main <action>` for the newest installed cluster
+/// (Debian's layout), as `scripts/lib.sh` starts it.
+async fn pg_ctlcluster(action: &'static str) {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .ok()
+        .and_then(|dirs| dirs.filter_map(Result::ok).filter_map(|d| d.file_name().to_str()?.parse::<u32>().ok()).max())
+        .unwrap_or(15)
+        .to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("pg_ctlcluster").args(["--skip-systemctl-redirect", &version, "main", action]).output()
+    })
+    .await
+    .expect("join")
+    .unwrap_or_else(|error| panic!("cannot run pg_ctlcluster: {error}"));
+    assert!(output.status.success(), "pg_ctlcluster {action} failed: {}", String::from_utf8_lossy(&output.stderr));
 }
 
 /// Holds the service lock: shared for ordinary tests, exclusive for tests
