@@ -142,7 +142,7 @@ fn extract_pdf(
     args: &ChildArgs,
     started: &mut dyn FnMut(u32),
 ) -> Result<Vec<ExtractedPage>, ExtractError> {
-    let source = PdfSource::open(bytes, args.max_pages, args.max_image_pixels)?;
+    let source = PdfSource::open(bytes, args.max_total_pages, args.max_image_pixels)?;
     started(source.page_count());
     let plans: Vec<PagePlan> = (1..=source.page_count()).map(|n| source.plan_page(n)).collect();
     let to_ocr: Vec<u32> = plans

@@ -24,8 +24,6 @@ const MAX_RENDER_SIDE: f64 = 14_000.0;
 const SCAN_TEXT_ALNUM: usize = 200;
 /// Images at least this large count as "the page is a scan".
 const SCAN_IMAGE_PIXELS: i64 = 1_000_000;
-/// A PDF may have this many times the OCR page limit in total pages.
-pub const TOTAL_PAGES_FACTOR: u32 = 10;
 
 /// An opened PDF: whichever of the two parsers could read it.
 pub struct PdfSource {
@@ -51,7 +49,7 @@ fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
 impl PdfSource {
     /// Parses the file with both parsers and applies the page and
     /// decompression-bomb limits before any page is decoded.
-    pub fn open(bytes: Vec<u8>, max_pages: u32, max_pixels: u64) -> Result<Self, ExtractError> {
+    pub fn open(bytes: Vec<u8>, max_total_pages: u32, max_pixels: u64) -> Result<Self, ExtractError> {
         let bytes = std::sync::Arc::new(bytes);
         let mut encrypted = false;
         let lopdf = match quietly(|| Document::load_mem(&bytes)) {
@@ -108,7 +106,7 @@ impl PdfSource {
         }
         // Text-layer pages cost milliseconds, so long text PDFs are fine; the
         // OCR page limit is enforced by the caller once pages are planned.
-        let max_total = max_pages.saturating_mul(TOTAL_PAGES_FACTOR);
+        let max_total = max_total_pages;
         if page_count > max_total {
             return Err(ExtractError::TooLarge(format!(
                 "{page_count} pages exceed the limit of {max_total}"

@@ -15,6 +15,7 @@ pub(crate) struct ChildArgs {
     /// Worker threads (one Tesseract instance each) for the pages of this document.
     pub threads: usize,
     pub max_pages: u32,
+    pub max_total_pages: u32,
     pub max_image_pixels: u64,
     pub max_file_bytes: u64,
     pub path: PathBuf,
@@ -30,6 +31,8 @@ impl ChildArgs {
             self.threads.to_string().into(),
             "--max-pages".into(),
             self.max_pages.to_string().into(),
+            "--max-total-pages".into(),
+            self.max_total_pages.to_string().into(),
             "--max-image-pixels".into(),
             self.max_image_pixels.to_string().into(),
             "--max-file-bytes".into(),
@@ -45,6 +48,7 @@ impl ChildArgs {
         let mut media_type = None;
         let mut threads = 1usize;
         let mut max_pages = 100u32;
+        let mut max_total_pages = 1000u32;
         let mut max_image_pixels = 60_000_000u64;
         let mut max_file_bytes = 50_000_000u64;
         let mut path = None;
@@ -55,6 +59,9 @@ impl ChildArgs {
                 "--media-type" => media_type = Some(value()?),
                 "--threads" => threads = value()?.parse().map_err(|_| "bad --threads")?,
                 "--max-pages" => max_pages = value()?.parse().map_err(|_| "bad --max-pages")?,
+                "--max-total-pages" => {
+                    max_total_pages = value()?.parse().map_err(|_| "bad --max-total-pages")?
+                }
                 "--max-image-pixels" => {
                     max_image_pixels = value()?.parse().map_err(|_| "bad --max-image-pixels")?
                 }
@@ -72,6 +79,7 @@ impl ChildArgs {
             media_type: media_type.unwrap_or_default(),
             threads: threads.clamp(1, 64),
             max_pages,
+            max_total_pages,
             max_image_pixels,
             max_file_bytes,
             path: path.ok_or("missing path after --")?,
@@ -102,6 +110,7 @@ mod tests {
             media_type: "image/png".into(),
             threads: 3,
             max_pages: 7,
+            max_total_pages: 70,
             max_image_pixels: 1234,
             max_file_bytes: 99,
             path: PathBuf::from("/tmp/a file --with dashes.png"),

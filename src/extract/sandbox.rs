@@ -34,9 +34,11 @@ pub struct Limits {
     pub cpu_seconds: u64,
     /// Files above this size are refused without starting a child.
     pub max_file_bytes: u64,
-    /// Documents with more pages to OCR are refused as too large (PDFs may
-    /// have up to ten times as many pages in all: text-layer pages are cheap).
+    /// Documents with more pages to OCR than this are refused as too large.
     pub max_pages: u32,
+    /// Documents with more pages than this in all are refused as too large
+    /// (text-layer pages cost milliseconds, so this is far above `max_pages`).
+    pub max_total_pages: u32,
     /// Images (uploaded or embedded in a PDF) above this pixel count are
     /// refused before decoding.
     pub max_image_pixels: u64,
@@ -56,6 +58,7 @@ impl Default for Limits {
             cpu_seconds: 1200,
             max_file_bytes: 50_000_000,
             max_pages: 100,
+            max_total_pages: 1000,
             max_image_pixels: 60_000_000,
             max_output_bytes: 16 << 20,
             parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -139,6 +142,7 @@ impl SandboxExtractor {
             media_type: document.media_type.clone(),
             threads: threads.max(1),
             max_pages: self.limits.max_pages,
+            max_total_pages: self.limits.max_total_pages,
             max_image_pixels: self.limits.max_image_pixels,
             max_file_bytes: self.limits.max_file_bytes,
             path: document.path.clone(),
