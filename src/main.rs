@@ -49,6 +49,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Classify plain-text pages (one file per page) and show the evidence:
+    /// for admins tuning document types in schemas/document_types.toml.
+    Classify { files: Vec<PathBuf> },
     /// Work with procedure schemas.
     Schema {
         #[command(subcommand)]
@@ -143,6 +146,24 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                         c.bundle_ids.join(", ")
                     );
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Classify { files } => {
+            let set = startup::load_schemas(&settings.schemas_dir)?;
+            for f in files {
+                let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+                let page = nachweis::domain::document::ExtractedPage {
+                    number: 1,
+                    text,
+                    source: nachweis::domain::document::TextSource::TextLayer,
+                    ocr_confidence: None,
+                };
+                let v = nachweis::domain::classify::classify_page(&page, &set.catalogue, None);
+                let mut raw = v.raw_scores.clone();
+                raw.truncate(4);
+                let raw: Vec<String> = raw.iter().map(|(t, s)| format!("{t} {s:.1}")).collect();
+                println!("{}: {} ({:.0} %) — {} — Rohwerte: {}", f.display(), v.doc_type, v.score * 100.0, v.evidence.join(", "), raw.join(", "));
             }
             Ok(ExitCode::SUCCESS)
         }

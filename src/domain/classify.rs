@@ -28,7 +28,7 @@ pub struct PageVerdict {
     /// The runner-up type and its confidence, for the caseworker.
     pub runner_up: Option<(String, f64)>,
     /// Raw evidence score of every reported type on this page (best rule
-    /// type per id), for segmentation decisions.
+    /// type per id, highest first), for segmentation and explanations.
     #[serde(skip)]
     pub raw_scores: Vec<(String, f64)>,
 }
@@ -85,7 +85,21 @@ pub fn classify_page(page: &ExtractedPage, catalogue: &Catalogue, declared: Opti
     let words = folded.split_whitespace().count();
     // The top 40 % of a page holds the heading of most documents (letter
     // heads with address blocks push it down from the very top).
-    let head_limit = (folded.len() * 2 / 5).max(400);
+    // On short pages the whole page would be "top", so the floor shrinks.
+    let head_limit = (folded.len() * 2 / 5).max(400.min(folded.len() / 2));
+    // Exact readings first: a near match that lies on an exact match of
+    // another phrase is that other phrase ("Anmeldung" is not a misread
+    // "Abmeldung" when the page says "Anmeldung").
+    let mut exact_spans: Vec<(usize, usize, &str)> = Vec::new();
+    for t in &catalogue.types {
+        for s in &t.signals {
+            for p in &s.phrases {
+                if let Some(hit) = find(&folded, &p.folded, false) {
+                    exact_spans.push((hit.start, hit.end, p.folded.as_str()));
+                }
+            }
+        }
+    }
     let mut scored: Vec<(usize, f64, Vec<String>, bool)> = Vec::new();
     for (ti, t) in catalogue.types.iter().enumerate() {
         let mut score = 0.0;
@@ -95,12 +109,23 @@ pub fn classify_page(page: &ExtractedPage, catalogue: &Catalogue, declared: Opti
             let mut hits = 0usize;
             let mut in_head = false;
             for p in &s.phrases {
-                if let Some(hit) = find(&folded, &p.folded, true) {
-                    hits += 1;
-                    in_head |= hit.start < head_limit;
-                    if s.kind != SignalKind::Against {
-                        evidence.push(p.written.clone());
-                    }
+                let Some(hit) = find(&folded, &p.folded, true) else { continue };
+                if hit.errors > 0
+                    && exact_spans.iter().any(|(a, b, other)| {
+                        // Only an exact reading of (nearly) the same stretch
+                        // of text as a different word counts; one that is the
+                        // start of this phrase ("Antragsteller" within
+                        // "Antragsteller/in") supports it instead.
+                        let overlap = (*b).min(hit.end).saturating_sub((*a).max(hit.start));
+                        !p.folded.starts_with(*other) && overlap * 5 >= (hit.end - hit.start) * 4
+                    })
+                {
+                    continue;
+                }
+                hits += 1;
+                in_head |= hit.start < head_limit;
+                if s.kind != SignalKind::Against {
+                    evidence.push(p.written.clone());
                 }
             }
             if hits == 0 {
@@ -119,7 +144,9 @@ pub fn classify_page(page: &ExtractedPage, catalogue: &Catalogue, declared: Opti
                     score += if in_head { amount * 1.5 } else { amount * 0.5 };
                 }
                 SignalKind::Support => score += amount,
-                SignalKind::Against => score -= amount,
+                // Likewise, counter-evidence far down the page is often a
+                // mention ("Folgebeurkundung: Vaterschaftsanerkennung").
+                SignalKind::Against => score -= if in_head { amount } else { amount * 0.5 },
             }
         }
         scored.push((ti, score.max(0.0), evidence, has_title));
