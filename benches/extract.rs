@@ -47,12 +47,15 @@ fn print_rows(title: &str, rows: &[Row]) {
             r.note
         );
     }
-    if let [ours, theirs, ..] = rows {
-        println!(
-            "ratio ours/theirs: throughput {:.2}x, peak RSS {:.2}x",
-            ours.pages_per_second() / theirs.pages_per_second(),
-            ours.peak_rss as f64 / theirs.peak_rss.max(1) as f64
-        );
+    if let [ours, others @ ..] = rows {
+        for theirs in others {
+            println!(
+                "ratio ours / {}: throughput {:.2}x, peak RSS {:.2}x",
+                theirs.name,
+                ours.pages_per_second() / theirs.pages_per_second(),
+                ours.peak_rss as f64 / theirs.peak_rss.max(1) as f64
+            );
+        }
     }
 }
 
@@ -201,26 +204,42 @@ fn bench_ocr() {
         peak_rss: rss,
         note: format!("{} parallel children, 1 thread each", cores()),
     };
-    let cli_text = std::sync::Mutex::new(vec![String::new(); pages.len()]);
-    let (wall, rss) = run_parallel(&indexed, cores(), |&i| {
-        let mut cmd = Command::new("tesseract");
-        cmd.arg(&pages[i].0).arg("stdout").arg("-l").arg("deu").env("OMP_THREAD_LIMIT", "1");
-        let (out, rss) = run_measured(cmd);
-        cli_text.lock().unwrap()[i] = String::from_utf8_lossy(&out).into_owned();
-        rss
-    });
+    let run_cli = |extra: &[&str]| {
+        let texts = std::sync::Mutex::new(vec![String::new(); pages.len()]);
+        let (wall, rss) = run_parallel(&indexed, cores(), |&i| {
+            let mut cmd = Command::new("tesseract");
+            cmd.arg(&pages[i].0).arg("stdout").arg("-l").arg("deu").args(extra).env("OMP_THREAD_LIMIT", "1");
+            let (out, rss) = run_measured(cmd);
+            texts.lock().unwrap()[i] = String::from_utf8_lossy(&out).into_owned();
+            rss
+        });
+        (wall, rss, texts.into_inner().unwrap())
+    };
+    let (wall, rss, cli_default_text) = run_cli(&[]);
     let cli = Row {
-        name: "tesseract CLI (defaults)".into(),
+        name: "tesseract CLI (defaults: PSM 3, Otsu)".into(),
         pages: pages.len(),
         wall,
         peak_rss: rss,
         note: format!("{} parallel processes", cores()),
     };
-    print_rows("(b) OCR throughput on ocr_gt_german", &[ours, cli]);
+    let (wall, rss, cli_same_text) = run_cli(&["--psm", "1", "-c", "thresholding_method=2"]);
+    let cli_same = Row {
+        name: "tesseract CLI (our settings: PSM 1, Sauvola)".into(),
+        pages: pages.len(),
+        wall,
+        peak_rss: rss,
+        note: format!("{} parallel processes", cores()),
+    };
+    print_rows("(b) OCR throughput on ocr_gt_german", &[ours, cli, cli_same]);
 
     println!("\n(c) OCR accuracy on ocr_gt_german ({} pages; whitespace-normalised)", pages.len());
     println!("{:<44} {:>9} {:>12}", "what", "CER %", "word recall %");
-    for (name, texts) in [("nachweis sandbox", ours_text.into_inner().unwrap()), ("tesseract CLI", cli_text.into_inner().unwrap())] {
+    for (name, texts) in [
+        ("nachweis sandbox", ours_text.into_inner().unwrap()),
+        ("tesseract CLI (defaults)", cli_default_text),
+        ("tesseract CLI (our settings)", cli_same_text),
+    ] {
         let (mut errors, mut chars, mut found, mut words) = (0usize, 0usize, 0usize, 0usize);
         for ((_, gt), text) in pages.iter().zip(&texts) {
             let (g, t) = (normalise(gt), normalise(text));
