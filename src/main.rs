@@ -107,7 +107,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Demo { bundles } => demo(settings, &bundles).await,
         Command::Run => {
             let pipeline = startup::pipeline(&settings)?;
-            let store = startup::store(&settings).await?;
+            let store = wait_for_store(&settings).await?;
             if let Some(amqp_url) = settings.amqp_url.clone() {
                 // Installed before connecting, so an early SIGTERM stops cleanly.
                 let stop = amqp::shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
@@ -203,6 +203,30 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         },
+    }
+}
+
+/// The worker waits for its database instead of exiting: after a host
+/// reboot PostgreSQL may come up after the worker. A URL that names no
+/// supported database fails at once; anything else is retried with backoff
+/// until it works or the process is stopped.
+async fn wait_for_store(settings: &Settings) -> anyhow::Result<Arc<dyn nachweis::store::Store>> {
+    let mut delay = std::time::Duration::from_millis(500);
+    loop {
+        match startup::store(settings).await {
+            Ok(store) => return Ok(store),
+            Err(e) if e.downcast_ref::<nachweis::store::StoreError>().is_some_and(|s| matches!(s, nachweis::store::StoreError::UnsupportedUrl)) => {
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::warn!(message = "Database not reachable yet; retrying.", error = %format!("{e:#}"), retry_in_ms = delay.as_millis() as u64);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::signal::ctrl_c() => anyhow::bail!("stopped while waiting for the database"),
+                }
+                delay = (delay * 2).min(std::time::Duration::from_secs(10));
+            }
+        }
     }
 }
 
