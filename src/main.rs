@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use nachweis::config::Settings;
 use nachweis::domain::check::RequirementVerdict;
-use nachweis::intake::{self, IntakeError};
+use nachweis::intake;
 use nachweis::queue::{amqp, local};
 use nachweis::startup;
 use nachweis::worker::{self, JobError, Processed};
@@ -236,10 +236,8 @@ async fn check(settings: &Settings, dir: &std::path::Path, json: bool, today: Op
     let dir = dir.to_path_buf();
     let bundle = match tokio::task::spawn_blocking(move || intake::read_bundle_dir(&dir)).await? {
         Ok(b) => b,
-        Err(e @ (IntakeError::NoManifest(_) | IntakeError::Manifest(_))) => {
-            eprintln!("nachweis: unusable bundle: {e}");
-            return Ok(ExitCode::from(2));
-        }
+        // A missing or invalid manifest, or a bundle directory that cannot
+        // be read: the bundle itself is unusable (exit 2 per DESIGN §6).
         Err(e) => {
             eprintln!("nachweis: unusable bundle: {e}");
             return Ok(ExitCode::from(2));

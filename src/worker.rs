@@ -163,6 +163,8 @@ pub async fn process_one(
     })
     .await
     .map_err(|e| JobError::Retry(format!("pipeline task failed: {e}")))??;
+    let has_inline =
+        bundle.manifest.documents.iter().any(|m| matches!(m.source, crate::domain::bundle::DocumentSource::Inline(_)));
     let documents = bundle
         .documents
         .iter()
@@ -172,7 +174,10 @@ pub async fn process_one(
             media_type: d.reference.media_type.clone(),
             sha256: d.sha256.clone().unwrap_or_default(),
             declared_type: d.reference.declared_type.clone(),
-            location: d.file.as_ref().map(|p| p.display().to_string()).filter(|_| bundle.manifest.documents.iter().all(|m| matches!(m.source, crate::domain::bundle::DocumentSource::Path(_)))),
+            // Inline documents live in a scratch directory that is removed
+            // after processing, so only files of path-based bundles have a
+            // location worth keeping.
+            location: d.file.as_ref().filter(|_| !has_inline).map(|p| p.display().to_string()),
             extracted: extracted
                 .iter()
                 .find(|e| e.document_id == d.reference.document_id)

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::bundle::{Child, Manifest};
 use super::catalogue::Catalogue;
 use super::classify::Segment;
+use super::dates::date_de;
 use super::schema::{Accept, Condition, ProcedureSchema, Requirement};
 use super::text::contains_name;
 
@@ -128,10 +129,6 @@ fn evaluate(c: &Condition, manifest: &Manifest, child: Option<&Child>, on: Naive
 
 fn child_name(c: &Child) -> String {
     format!("{} {}", c.given_name, c.family_name)
-}
-
-fn date_de(d: NaiveDate) -> String {
-    d.format("%d.%m.%Y").to_string()
 }
 
 /// How one candidate segment stands against an accepted type.

@@ -112,6 +112,11 @@ fn role_from_context(before: &str) -> DateRole {
     DateRole::Plain
 }
 
+/// A date as German documents and letters print it: `05.11.2026`.
+pub fn date_de(d: NaiveDate) -> String {
+    d.format("%d.%m.%Y").to_string()
+}
+
 /// The last `max_bytes` (or slightly fewer) bytes of `s`, cut at a
 /// character boundary so multi-byte letters (ä, ß) are never split.
 fn tail(s: &str, max_bytes: usize) -> &str {

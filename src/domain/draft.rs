@@ -11,6 +11,7 @@ use super::bundle::Manifest;
 use super::catalogue::Catalogue;
 use super::check::{BundleVerdict, Finding, RequirementVerdict};
 use super::classify::Segment;
+use super::dates::date_de;
 use super::schema::ProcedureSchema;
 
 /// The authority's letterhead and contact, from configuration per tenant.
@@ -144,10 +145,6 @@ pub fn deadline(from: NaiveDate, days: u32) -> NaiveDate {
         d += Duration::days(1);
     }
     d
-}
-
-fn date_de(d: NaiveDate) -> String {
-    d.format("%d.%m.%Y").to_string()
 }
 
 /// The § 66 Abs. 3 SGB I notice: names the consequence and the deadline.
