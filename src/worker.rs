@@ -157,9 +157,12 @@ pub async fn process_one(
     }
     let p = pipeline.clone();
     let reference = case_id.clone();
-    let (report, extracted, bundle) = tokio::task::spawn_blocking(move || {
+    let (report, extracted, contents, bundle) = tokio::task::spawn_blocking(move || {
         let r = check_bundle(&p, &bundle, &earlier, &reference, today);
-        r.map(|(report, extracted)| (report, extracted, bundle))
+        r.map(|(report, extracted)| {
+            let contents = read_contents(&bundle);
+            (report, extracted, contents, bundle)
+        })
     })
     .await
     .map_err(|e| JobError::Retry(format!("pipeline task failed: {e}")))??;
@@ -168,7 +171,8 @@ pub async fn process_one(
     let documents = bundle
         .documents
         .iter()
-        .map(|d| StoredDocument {
+        .zip(contents)
+        .map(|(d, content)| StoredDocument {
             document_id: d.reference.document_id.clone(),
             filename: d.reference.filename.clone(),
             media_type: d.reference.media_type.clone(),
@@ -183,6 +187,7 @@ pub async fn process_one(
                 .find(|e| e.document_id == d.reference.document_id)
                 .map(|e| serde_json::to_value(e).unwrap_or_default())
                 .unwrap_or_default(),
+            content,
         })
         .collect();
     let result = BundleResult {
@@ -198,7 +203,9 @@ pub async fn process_one(
         documents,
         draft: NewDraft {
             kind: report.draft.kind.as_str().to_string(),
-            text: report.draft.text.clone(),
+            // What the caseworker edits is the letter body; the structured
+            // draft in `body` carries everything laid out around it.
+            text: report.draft.body.clone(),
             body: serde_json::to_value(&report.draft).unwrap_or_default(),
         },
     };
@@ -210,6 +217,12 @@ pub async fn process_one(
         // Another worker recorded the same bundle meanwhile.
         RecordOutcome::AlreadyRecorded { case_id } => Ok(Processed::AlreadyRecorded { case_id }),
     }
+}
+
+/// The bytes of every upload that passed the intake checks, for the review
+/// UI's page images (`None` for the others). Blocking.
+fn read_contents(bundle: &IntakeBundle) -> Vec<Option<Vec<u8>>> {
+    bundle.documents.iter().map(|d| d.file.as_ref().and_then(|p| std::fs::read(p).ok())).collect()
 }
 
 /// Pairs stored documents with the manifests of their bundles. Both come

@@ -5,7 +5,7 @@
 //! Pure and deterministic: the same inputs and schema version give the same
 //! verdicts, which is what makes a decision explainable and replayable.
 use chrono::{Datelike, NaiveDate};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::bundle::{Child, Manifest};
@@ -16,7 +16,7 @@ use super::schema::{Accept, Condition, ProcedureSchema, Requirement};
 use super::text::contains_name;
 
 /// The verdict on one requirement (DESIGN §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequirementVerdict {
     Satisfied,
@@ -27,7 +27,7 @@ pub enum RequirementVerdict {
 }
 
 /// The verdict on the whole bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BundleVerdict {
     /// Everything required is there.
@@ -49,7 +49,7 @@ impl BundleVerdict {
 }
 
 /// One requirement's finding.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     pub id: String,
     pub label: String,
@@ -65,7 +65,7 @@ pub struct Finding {
     pub document_date: Option<NaiveDate>,
     /// Unreadable uploads that were meant for this requirement (by their
     /// upload slot): the letter asks for a readable copy.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable_uploads: Vec<usize>,
 }
 

@@ -94,6 +94,19 @@ pub struct Draft {
     pub legal_notice: String,
     /// Things the caseworker must look at (uncertain verdicts, unknown documents).
     pub review_notes: Vec<String>,
+    /// The enclosure note of the letter ("Anlage"), one line per enclosure.
+    #[serde(default)]
+    pub enclosures: Vec<String>,
+    /// The enclosed overview of what arrived: one line per upload with the
+    /// type it was recognised as, so the applicant sees what was counted.
+    #[serde(default)]
+    pub received: Vec<String>,
+    /// The part of the letter a caseworker edits: from the salutation to the
+    /// signature (letterhead, address field, information block and subject
+    /// are laid out around it when the letter is rendered).
+    #[serde(default)]
+    pub body: String,
+    /// The whole draft as plain text (letter and notes for the caseworker).
     pub text: String,
 }
 
@@ -255,6 +268,12 @@ pub fn draft(
     );
     let salutation = format!("Guten Tag {applicant_name},");
     let legal = legal_notice(due, &schema.procedure.law);
+    let received = received_overview(manifest, segments, catalogue);
+    let enclosures = if kind == DraftKind::Letter && !received.is_empty() {
+        vec![ENCLOSURE_RECEIVED.to_string()]
+    } else {
+        Vec::new()
+    };
     let mut d = Draft {
         kind,
         letterhead: letterhead.clone(),
@@ -267,32 +286,51 @@ pub fn draft(
         items,
         legal_notice: legal,
         review_notes,
+        enclosures,
+        received,
+        body: String::new(),
         text: String::new(),
     };
-    d.text = render_text(&d, &schema.procedure.title);
+    d.body = render_body(&d, &schema.procedure.title);
+    d.text = render_text(&d);
     d
 }
 
-/// The draft as the plain text a caseworker edits.
-pub fn render_text(d: &Draft, procedure_title: &str) -> String {
+/// The enclosure line for the overview of received documents.
+pub const ENCLOSURE_RECEIVED: &str = "Übersicht der bereits eingegangenen Unterlagen";
+
+/// One line per upload: its file name and what it was recognised as.
+fn received_overview(manifest: &Manifest, segments: &[Segment], catalogue: &Catalogue) -> Vec<String> {
+    manifest
+        .documents
+        .iter()
+        .map(|d| {
+            let segs: Vec<&Segment> = segments.iter().filter(|s| s.document_id == d.document_id).collect();
+            let what = if segs.is_empty() || segs.iter().all(|s| !s.is_readable()) {
+                "nicht lesbar – bitte erneut einreichen".to_string()
+            } else {
+                let mut labels: Vec<&str> = Vec::new();
+                for s in segs.iter().filter(|s| s.is_readable()) {
+                    let label = if s.doc_type == super::catalogue::UNKNOWN { "noch nicht zugeordnet" } else { catalogue.label(&s.doc_type) };
+                    if !labels.contains(&label) {
+                        labels.push(label);
+                    }
+                }
+                labels.join(", ")
+            };
+            format!("„{}“: {what}", clean(&d.filename))
+        })
+        .collect()
+}
+
+/// The editable letter body: salutation, requested documents, deadline,
+/// how to hand them in, the § 66 Abs. 3 SGB I notice and the closing. For a
+/// review note, the note itself.
+pub fn render_body(d: &Draft, procedure_title: &str) -> String {
     let mut t = String::new();
     match d.kind {
         DraftKind::Letter => {
-            t.push_str(&format!("{}\n{}\n\n", d.letterhead.authority, d.letterhead.department));
-            t.push_str(&format!("{}\n\n", d.letterhead.return_address));
-            for line in &d.address {
-                t.push_str(line);
-                t.push('\n');
-            }
-            t.push_str(&format!(
-                "\nIhr Zeichen: –    Unser Zeichen: {}    Datum: {}\nAnsprechpartner: {}, Telefon {}, E-Mail {}\n\n",
-                d.reference,
-                date_de(d.date),
-                d.letterhead.contact_name,
-                d.letterhead.contact_phone,
-                d.letterhead.contact_email
-            ));
-            t.push_str(&format!("{}\n\n{}\n\n", d.subject, d.salutation));
+            t.push_str(&format!("{}\n\n", d.salutation));
             t.push_str(&format!(
                 "vielen Dank für Ihren Antrag auf {procedure_title}. Um über Ihren Antrag entscheiden zu können, benötigen wir noch folgende Unterlagen:\n\n"
             ));
@@ -321,6 +359,44 @@ pub fn render_text(d: &Draft, procedure_title: &str) -> String {
                 "Prüfvermerk {} – keine Unterlage fehlt sicher, aber folgende Punkte müssen geprüft werden:\n",
                 d.reference
             ));
+        }
+    }
+    t
+}
+
+/// The whole draft as plain text: for a letter the letterhead, address,
+/// information block and subject around the body, then the enclosures;
+/// for every kind the notes for the caseworker after it.
+pub fn render_text(d: &Draft) -> String {
+    let mut t = String::new();
+    if d.kind == DraftKind::Letter {
+        t.push_str(&format!("{}\n{}\n\n", d.letterhead.authority, d.letterhead.department));
+        t.push_str(&format!("{}\n\n", d.letterhead.return_address));
+        for line in &d.address {
+            t.push_str(line);
+            t.push('\n');
+        }
+        t.push_str(&format!(
+            "\nIhr Zeichen: –    Unser Zeichen: {}    Datum: {}\nAnsprechpartner: {}, Telefon {}, E-Mail {}\n\n",
+            d.reference,
+            date_de(d.date),
+            d.letterhead.contact_name,
+            d.letterhead.contact_phone,
+            d.letterhead.contact_email
+        ));
+        t.push_str(&format!("{}\n\n", d.subject));
+    }
+    t.push_str(&d.body);
+    if d.kind == DraftKind::Letter && !d.enclosures.is_empty() {
+        t.push_str(&format!("\n{}\n", if d.enclosures.len() == 1 { "Anlage" } else { "Anlagen" }));
+        for e in &d.enclosures {
+            t.push_str(&format!("{e}\n"));
+        }
+        if !d.received.is_empty() {
+            t.push_str(&format!("\n{ENCLOSURE_RECEIVED}:\n"));
+            for r in &d.received {
+                t.push_str(&format!("– {r}\n"));
+            }
         }
     }
     if !d.review_notes.is_empty() {

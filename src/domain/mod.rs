@@ -10,11 +10,12 @@ pub mod classify;
 pub mod dates;
 pub mod document;
 pub mod draft;
+pub mod review;
 pub mod schema;
 pub mod text;
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use bundle::Manifest;
 use catalogue::Catalogue;
@@ -25,7 +26,7 @@ use draft::{Draft, Letterhead};
 use schema::ProcedureSchema;
 
 /// A remark about an upload as a whole, shown to the caseworker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DocumentNote {
     pub document_id: String,
     /// `declared_type_mismatch`, or a `ProblemKind` id for unreadable files.
@@ -34,7 +35,7 @@ pub struct DocumentNote {
 }
 
 /// The result of checking one bundle: the `check --json` document.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub bundle_id: String,
     pub case_id: Option<String>,
@@ -65,6 +66,18 @@ pub struct Context<'a> {
 /// Classifies, checks and drafts. `documents` must hold one entry per
 /// manifest document (in any order); documents are segmented in manifest order.
 pub fn process(manifest: &Manifest, documents: &[ExtractedDocument], ctx: &Context<'_>) -> Report {
+    process_corrected(manifest, documents, ctx, &[])
+}
+
+/// `process` with caseworkers' corrections of document types applied after
+/// classification and before the check, so the verdicts and the draft
+/// follow the human's reading of the documents.
+pub fn process_corrected(
+    manifest: &Manifest,
+    documents: &[ExtractedDocument],
+    ctx: &Context<'_>,
+    corrections: &[review::Correction],
+) -> Report {
     let received = manifest.received_on();
     let mut segments: Vec<Segment> = Vec::new();
     let mut notes = Vec::new();
@@ -74,6 +87,7 @@ pub fn process(manifest: &Manifest, documents: &[ExtractedDocument], ctx: &Conte
             continue;
         };
         let mut segs = classify::segment_document(extracted, declared, ctx.catalogue, received);
+        review::apply_corrections(&mut segs, corrections, ctx.catalogue);
         // The upload slot agrees if any part of the upload is of that type.
         if let Some(decl) = declared {
             let readable_types: Vec<String> =

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 mod audit;
 mod common;
 pub mod postgres;
+pub mod review;
 pub mod sqlite;
+
+pub use review::ReviewStore;
 
 /// Errors at the storage boundary. `Unavailable` is worth a retry (the
 /// database is down or the connection broke); the others are not.
@@ -52,6 +55,10 @@ pub struct StoredDocument {
     /// The extraction result (`ExtractedDocument` as JSON): derived text,
     /// kept so a late bundle can re-check the whole case without re-OCR.
     pub extracted: serde_json::Value,
+    /// The bytes as received, kept (by `sha256`) for the review UI's page
+    /// images. Only set when recording; never read back with the metadata.
+    #[serde(skip)]
+    pub content: Option<Vec<u8>>,
 }
 
 /// A drafted review item: a letter for an incomplete bundle, or a
@@ -160,9 +167,10 @@ pub struct OutboxEvent {
     pub created_at: DateTime<Utc>,
 }
 
-/// Capability: durable storage of cases and the review queue.
+/// Capability: durable storage of cases and the review queue. The review
+/// side (accounts, claims, decisions) is the supertrait `ReviewStore`.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ReviewStore + Send + Sync {
     /// Creates or upgrades the schema (idempotent).
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Records a processed bundle atomically and idempotently by `bundle_id`:
