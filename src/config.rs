@@ -57,6 +57,16 @@ pub struct Settings {
     /// How long `run` lets in-flight bundles finish after SIGTERM/SIGINT
     /// before it closes the channel (unfinished ones are redelivered).
     pub shutdown_grace_secs: u64,
+    /// The tenant (Landkreis) that cases belong to when their bundle names
+    /// none; accounts of this tenant see them.
+    pub default_tenant: String,
+    /// Session cookies only over HTTPS (`__Host-` cookie, HSTS). Switch off
+    /// only for a local demo over plain HTTP on another host than localhost.
+    pub secure_cookies: bool,
+    /// How long a sign-in lasts at most, in hours.
+    pub session_hours: u32,
+    /// A session unused for this many minutes ends.
+    pub session_idle_minutes: u32,
 }
 
 impl Default for Settings {
@@ -76,6 +86,10 @@ impl Default for Settings {
             amqp_prefix: "nachweis".into(),
             amqp_delivery_limit: 5,
             shutdown_grace_secs: 30,
+            default_tenant: "lk-musterland".into(),
+            secure_cookies: true,
+            session_hours: 8,
+            session_idle_minutes: 60,
         }
     }
 }
@@ -130,6 +144,16 @@ impl Settings {
                 name: "NACHWEIS_AMQP_DELIVERY_LIMIT",
                 message: "must be a positive whole number".into(),
             })?;
+        }
+        if let Some(v) = get("NACHWEIS_DEFAULT_TENANT") {
+            self.default_tenant = v;
+        }
+        if let Some(v) = get("NACHWEIS_SECURE_COOKIES") {
+            self.secure_cookies = match v.as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => return Err(ConfigError::Env { name: "NACHWEIS_SECURE_COOKIES", message: "must be true or false".into() }),
+            };
         }
         if let Some(v) = get("NACHWEIS_SHUTDOWN_GRACE_SECS") {
             self.shutdown_grace_secs = v

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::domain::bundle::Manifest;
 use crate::domain::document::ExtractedDocument;
+use crate::domain::review::Correction;
 use crate::domain::schema::SchemaSet;
 use crate::domain::{self, Context, Report};
 use crate::extract::Extractor;
@@ -67,6 +68,45 @@ pub fn new_case_id(bundle_id: &str) -> String {
     format!("case-{}", &hex::encode(Sha256::digest(bundle_id.as_bytes()))[..12])
 }
 
+/// A caseworker's correction as the shell keeps it: the upload is named by
+/// its bundle and its `document_id` there, which stays true however many
+/// bundles the case receives later (the report's ids do not: an earlier
+/// bundle's documents are reported as `<bundle_id>/<document_id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseCorrection {
+    pub bundle_id: String,
+    pub document_id: String,
+    pub first_page: u32,
+    pub doc_type: String,
+}
+
+impl From<&crate::store::review::CorrectionRecord> for CaseCorrection {
+    fn from(c: &crate::store::review::CorrectionRecord) -> Self {
+        CaseCorrection {
+            bundle_id: c.bundle_id.clone(),
+            document_id: c.document_id.clone(),
+            first_page: u32::try_from(c.first_page).unwrap_or(0),
+            doc_type: c.doc_type.clone(),
+        }
+    }
+}
+
+/// The report's id of a document: plain for the bundle being checked,
+/// qualified by its bundle for earlier ones.
+pub fn report_document_id(current_bundle: &str, bundle_id: &str, document_id: &str) -> String {
+    if bundle_id == current_bundle { document_id.to_string() } else { format!("{bundle_id}/{document_id}") }
+}
+
+/// The bundle and document a report's document id names (the inverse of
+/// `report_document_id`), checked against the case's bundles.
+pub fn split_report_document_id<'a>(current_bundle: &'a str, bundle_ids: &[&'a str], id: &'a str) -> Option<(&'a str, &'a str)> {
+    bundle_ids
+        .iter()
+        .filter(|b| **b != current_bundle)
+        .find_map(|b| id.strip_prefix(*b).and_then(|rest| rest.strip_prefix('/')).map(|doc| (*b, doc)))
+        .or(Some((current_bundle, id)))
+}
+
 /// Extracts (unless given earlier extractions), classifies, checks and
 /// drafts one bundle. Blocking: call from a blocking thread.
 pub fn check_bundle(
@@ -76,14 +116,64 @@ pub fn check_bundle(
     case_reference: &str,
     today: NaiveDate,
 ) -> Result<(Report, Vec<ExtractedDocument>), JobError> {
-    let manifest = &bundle.manifest;
-    let schema = pipeline
-        .schemas
-        .for_bundle(&manifest.procedure, manifest.tenant.as_deref())
-        .ok_or_else(|| JobError::Reject(format!("unknown procedure {:?}", manifest.procedure)))?;
+    check_bundle_corrected(pipeline, bundle, earlier, &[], case_reference, today)
+}
+
+/// `check_bundle` with the case's corrections applied (a late bundle keeps
+/// what caseworkers corrected on the earlier ones).
+pub fn check_bundle_corrected(
+    pipeline: &Pipeline,
+    bundle: &IntakeBundle,
+    earlier: &[(Manifest, ExtractedDocument)],
+    corrections: &[CaseCorrection],
+    case_reference: &str,
+    today: NaiveDate,
+) -> Result<(Report, Vec<ExtractedDocument>), JobError> {
     let mut extracted = pipeline.extractor.extract_all(&bundle.files_to_extract());
     extracted.extend(bundle.intake_failures());
     sanitise(&mut extracted);
+    let report = check_case(&pipeline.schemas, &pipeline.settings, &bundle.manifest, earlier, &extracted, corrections, case_reference, today)?;
+    Ok((report, extracted))
+}
+
+/// Re-checks a stored case from its stored manifests and extraction
+/// results (no extraction), with its corrections: what a correction in the
+/// review UI triggers. The newest bundle is the one "being checked".
+pub fn recheck_case(
+    schemas: &SchemaSet,
+    settings: &Settings,
+    manifests: &[serde_json::Value],
+    documents: &[StoredDocument],
+    corrections: &[CaseCorrection],
+    case_reference: &str,
+    today: NaiveDate,
+) -> Result<Report, JobError> {
+    let all = pair_earlier_documents(manifests, documents);
+    let current = manifests
+        .last()
+        .and_then(|m| Manifest::from_value(m).ok())
+        .ok_or_else(|| JobError::Reject("the case has no readable manifest".into()))?;
+    let (mine, earlier): (Vec<_>, Vec<_>) = all.into_iter().partition(|(m, _)| m.bundle_id == current.bundle_id);
+    let extracted: Vec<ExtractedDocument> = mine.into_iter().map(|(_, e)| e).collect();
+    check_case(schemas, settings, &current, &earlier, &extracted, corrections, case_reference, today)
+}
+
+/// Checks a case: the current bundle with its extraction results, after
+/// the documents of its earlier bundles, with corrections applied.
+#[allow(clippy::too_many_arguments)]
+fn check_case(
+    schemas: &SchemaSet,
+    settings: &Settings,
+    manifest: &Manifest,
+    earlier: &[(Manifest, ExtractedDocument)],
+    extracted: &[ExtractedDocument],
+    corrections: &[CaseCorrection],
+    case_reference: &str,
+    today: NaiveDate,
+) -> Result<Report, JobError> {
+    let schema = schemas
+        .for_bundle(&manifest.procedure, manifest.tenant.as_deref())
+        .ok_or_else(|| JobError::Reject(format!("unknown procedure {:?}", manifest.procedure)))?;
     // Late documents: the case is checked as a whole, earlier uploads first.
     let mut combined = manifest.clone();
     let mut all_docs = Vec::new();
@@ -91,7 +181,7 @@ pub fn check_bundle(
         let mut docs = Vec::new();
         for (m, e) in earlier {
             if let Some(mut d) = m.documents.iter().find(|d| d.document_id == e.document_id).cloned() {
-                let qualified = format!("{}/{}", m.bundle_id, d.document_id);
+                let qualified = report_document_id(&manifest.bundle_id, &m.bundle_id, &d.document_id);
                 d.document_id = qualified.clone();
                 docs.push(d);
                 all_docs.push(ExtractedDocument { document_id: qualified, ..e.clone() });
@@ -101,14 +191,21 @@ pub fn check_bundle(
         combined.documents = docs;
     }
     all_docs.extend(extracted.iter().cloned());
-    let letterhead = pipeline.settings.letterhead_for(manifest.tenant.as_deref());
-    let ctx = Context { schema, catalogue: &pipeline.schemas.catalogue, letterhead, today, case_reference };
+    let corrections: Vec<Correction> = corrections
+        .iter()
+        .map(|c| Correction {
+            document_id: report_document_id(&manifest.bundle_id, &c.bundle_id, &c.document_id),
+            first_page: c.first_page,
+            doc_type: c.doc_type.clone(),
+        })
+        .collect();
+    let letterhead = settings.letterhead_for(manifest.tenant.as_deref());
+    let ctx = Context { schema, catalogue: &schemas.catalogue, letterhead, today, case_reference };
     // The core is pure and tested never to panic; should a bug still make it
     // panic on some input, that bundle is rejected (dead-lettered with the
     // reason) instead of being retried forever or taking the worker down.
-    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| domain::process(&combined, &all_docs, &ctx)))
-        .map_err(|_| JobError::Reject("internal error while checking the bundle (see worker log)".to_string()))?;
-    Ok((report, extracted))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| domain::process_corrected(&combined, &all_docs, &ctx, &corrections)))
+        .map_err(|_| JobError::Reject("internal error while checking the bundle (see worker log)".to_string()))
 }
 
 /// What `process_one` did with a bundle.
@@ -144,6 +241,7 @@ pub async fn process_one(
         None => new_case_id(&bundle_id),
     };
     let mut earlier = Vec::new();
+    let mut corrections = Vec::new();
     if bundle.manifest.case_id.is_some() {
         let manifests = store.case_manifests(&case_id).await?;
         if manifests.is_empty() {
@@ -154,11 +252,12 @@ pub async fn process_one(
         }
         let docs = store.case_documents(&case_id).await?;
         earlier = pair_earlier_documents(&manifests, &docs);
+        corrections = store.case_corrections(&case_id).await?.iter().map(CaseCorrection::from).collect();
     }
     let p = pipeline.clone();
     let reference = case_id.clone();
     let (report, extracted, contents, bundle) = tokio::task::spawn_blocking(move || {
-        let r = check_bundle(&p, &bundle, &earlier, &reference, today);
+        let r = check_bundle_corrected(&p, &bundle, &earlier, &corrections, &reference, today);
         r.map(|(report, extracted)| {
             let contents = read_contents(&bundle);
             (report, extracted, contents, bundle)

@@ -480,6 +480,7 @@ async fn accounts_sessions_and_sign_in_throttling_work(db: TestDb) {
         csrf_token: "csrf".into(),
         label: None,
         created_at: now,
+        last_seen_at: now,
         expires_at: now + chrono::Duration::hours(8),
         user: anna.clone(),
     };
@@ -649,6 +650,7 @@ async fn a_correction_is_recorded_with_the_rechecked_draft_and_audited(db: TestD
     v.verdict = "complete".into();
     v.kind = "ready_for_processing".into();
     v.change = DraftChange::Correction {
+        bundle_id: "uvg-1".into(),
         document_id: "d2".into(),
         first_page: 1,
         doc_type: "meldebescheinigung".into(),

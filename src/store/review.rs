@@ -95,6 +95,8 @@ pub struct Session {
     pub csrf_token: String,
     pub label: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the session was last used before this request (idle timeout).
+    pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub user: User,
 }
@@ -255,6 +257,7 @@ pub struct DocumentRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct CorrectionRecord {
     pub id: i64,
+    pub bundle_id: String,
     pub document_id: String,
     pub first_page: i64,
     pub doc_type: String,
@@ -310,7 +313,7 @@ pub enum DraftChange {
     /// The caseworker edited the text; `diff` is the line diff.
     Edit { diff: String },
     /// A correction re-ran the check.
-    Correction { document_id: String, first_page: u32, doc_type: String, previous_type: String },
+    Correction { bundle_id: String, document_id: String, first_page: u32, doc_type: String, previous_type: String },
 }
 
 /// A new draft version made by a person. It replaces the pending draft
@@ -446,8 +449,9 @@ pub trait ReviewStore: Send + Sync {
     /// A case of the scope's tenant; `None` for unknown cases and for other
     /// tenants' cases alike (which must not learn that the case exists).
     async fn case_detail(&self, scope: Scope<'_>, case_id: &str) -> Result<Option<CaseDetail>, StoreError>;
-    /// Every bundle's manifest of a case, oldest first, with the stored
-    /// documents (for re-checking after a correction).
+    /// The corrections of a case in the order they were made (and are
+    /// applied). Not scoped: the worker re-checks late bundles with them.
+    async fn case_corrections(&self, case_id: &str) -> Result<Vec<CorrectionRecord>, StoreError>;
     async fn claim_case(
         &self,
         scope: Scope<'_>,
@@ -530,6 +534,7 @@ struct SessionRow {
     csrf_token: String,
     label: Option<String>,
     created_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     username: String,
     display_name: String,
@@ -558,6 +563,7 @@ impl SessionRow {
             csrf_token: self.csrf_token,
             label: self.label,
             created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
             expires_at: self.expires_at,
             user,
         })
@@ -751,7 +757,7 @@ macro_rules! review_store {
 
             async fn session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Session>, StoreError> {
                 let row: Option<SessionRow> = sqlx::query_as(
-                    "SELECT s.token_hash, s.kind, s.csrf_token, s.label, s.created_at, s.expires_at,
+                    "SELECT s.token_hash, s.kind, s.csrf_token, s.label, s.created_at, s.last_seen_at, s.expires_at,
                             u.username, u.display_name, u.tenant, u.role, u.password_hash, u.disabled,
                             u.created_at AS user_created_at
                        FROM sessions s JOIN users u ON u.username = s.username
@@ -910,14 +916,7 @@ macro_rules! review_store {
                 .fetch_all(&self.pool)
                 .await
                 .map_err($map_err)?;
-                let corrections: Vec<CorrectionRecord> = sqlx::query_as(
-                    "SELECT id, document_id, first_page, doc_type, previous_type, username, created_at
-                       FROM corrections WHERE case_id = $1 ORDER BY id",
-                )
-                .bind(case_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err($map_err)?;
+                let corrections = self.case_corrections(case_id).await?;
                 let letters: Vec<LetterRecord> = sqlx::query_as(
                     "SELECT draft_id, sha256, approved_by, created_at FROM letters WHERE case_id = $1 ORDER BY draft_id",
                 )
@@ -926,6 +925,17 @@ macro_rules! review_store {
                 .await
                 .map_err($map_err)?;
                 Ok(Some(CaseDetail { case, drafts, bundles, documents, corrections, letters }))
+            }
+
+            async fn case_corrections(&self, case_id: &str) -> Result<Vec<CorrectionRecord>, StoreError> {
+                sqlx::query_as(
+                    "SELECT id, bundle_id, document_id, first_page, doc_type, previous_type, username, created_at
+                       FROM corrections WHERE case_id = $1 ORDER BY id",
+                )
+                .bind(case_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($map_err)
             }
 
             async fn claim_case(&self, scope: Scope<'_>, case_id: &str, username: &str, take_over: bool) -> Result<ClaimOutcome, StoreError> {
@@ -1074,12 +1084,13 @@ macro_rules! review_store {
                         serde_json::json!({"diff_sha256": attachment_hash(diff), "diff_lines": diff.lines().count()}),
                         Some(diff.as_str()),
                     ),
-                    DraftChange::Correction { document_id, first_page, doc_type, previous_type } => {
+                    DraftChange::Correction { bundle_id: corrected_bundle, document_id, first_page, doc_type, previous_type } => {
                         sqlx::query(
-                            "INSERT INTO corrections (case_id, document_id, first_page, doc_type, previous_type, username, created_at)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            "INSERT INTO corrections (case_id, bundle_id, document_id, first_page, doc_type, previous_type, username, created_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                         )
                         .bind(&v.case_id)
+                        .bind(corrected_bundle)
                         .bind(document_id)
                         .bind(i64::from(*first_page))
                         .bind(doc_type)
@@ -1091,7 +1102,7 @@ macro_rules! review_store {
                         .map_err($map_err)?;
                         (
                             "segment_corrected",
-                            serde_json::json!({"document_id": document_id, "first_page": first_page, "doc_type": doc_type, "previous_type": previous_type, "verdict": v.verdict}),
+                            serde_json::json!({"bundle_id": corrected_bundle, "document_id": document_id, "first_page": first_page, "doc_type": doc_type, "previous_type": previous_type, "verdict": v.verdict}),
                             None,
                         )
                     }

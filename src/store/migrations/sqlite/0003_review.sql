@@ -64,6 +64,8 @@ CREATE TABLE login_throttle (
 CREATE TABLE corrections (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     case_id       TEXT NOT NULL REFERENCES cases (case_id),
+    -- The upload: its bundle and its document_id within that bundle.
+    bundle_id     TEXT NOT NULL,
     document_id   TEXT NOT NULL,
     first_page    INTEGER NOT NULL,
     doc_type      TEXT NOT NULL,
