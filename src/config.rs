@@ -46,6 +46,9 @@ pub struct Settings {
     pub letterhead: Letterhead,
     /// Per-tenant letterheads (key: the manifest's `tenant`).
     pub tenants: BTreeMap<String, Letterhead>,
+    /// Directory with the letter fonts (`DejaVuSans.ttf`,
+    /// `DejaVuSans-Bold.ttf`); Debian's fonts-dejavu-core by default.
+    pub fonts_dir: PathBuf,
     /// Wall-clock limit for extracting one document, in seconds.
     pub extract_timeout_secs: u64,
     /// Prefix of the RabbitMQ names: `<prefix>.bundles`, `<prefix>.dead`,
@@ -82,6 +85,7 @@ impl Default for Settings {
             log_format: "text".into(),
             letterhead: Letterhead::default(),
             tenants: BTreeMap::new(),
+            fonts_dir: PathBuf::from("/usr/share/fonts/truetype/dejavu"),
             extract_timeout_secs: 120,
             amqp_prefix: "nachweis".into(),
             amqp_delivery_limit: 5,
@@ -132,6 +136,9 @@ impl Settings {
         }
         if let Some(v) = get("NACHWEIS_SCHEMAS_DIR") {
             self.schemas_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("NACHWEIS_FONTS_DIR") {
+            self.fonts_dir = PathBuf::from(v);
         }
         if let Some(v) = get("NACHWEIS_LOG_FORMAT") {
             self.log_format = v;
@@ -198,10 +205,12 @@ mod tests {
         s.apply_env(|k| match k {
             "NACHWEIS_DATABASE_URL" => Some("postgres://u:pw@localhost/db".into()),
             "NACHWEIS_CONCURRENCY" => Some("3".into()),
+            "NACHWEIS_FONTS_DIR" => Some("/opt/fonts".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(s.concurrency, 3);
+        assert_eq!(s.fonts_dir, PathBuf::from("/opt/fonts"));
         assert_eq!(s.redacted_database_url(), "postgres://u:***@localhost/db");
     }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod extract;
 pub mod intake;
+pub mod letter;
 pub mod queue;
 pub mod review;
 pub mod startup;

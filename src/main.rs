@@ -75,6 +75,9 @@ fn main() -> ExitCode {
     if args.get(1).map(String::as_str) == Some("sandbox-extract") {
         return ExitCode::from(nachweis::extract::sandbox::child_main(&args[2..]).clamp(0, 255) as u8);
     }
+    if args.get(1).map(String::as_str) == Some("sandbox-render") {
+        return ExitCode::from(nachweis::extract::render::child_main(&args[2..]).clamp(0, 255) as u8);
+    }
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.clone()) {
         Ok(s) => s,

@@ -296,6 +296,10 @@ pub fn draft(
     d
 }
 
+/// The line that starts the caseworker-only notes at the end of a draft's
+/// text; nothing from it on is part of the letter.
+pub const REVIEW_NOTES_HEADING: &str = "Hinweise für die Sachbearbeitung (nicht Teil des Schreibens):";
+
 /// The enclosure line for the overview of received documents.
 pub const ENCLOSURE_RECEIVED: &str = "Übersicht der bereits eingegangenen Unterlagen";
 
@@ -400,7 +404,9 @@ pub fn render_text(d: &Draft) -> String {
         }
     }
     if !d.review_notes.is_empty() {
-        t.push_str("\nHinweise für die Sachbearbeitung (nicht Teil des Schreibens):\n");
+        t.push('\n');
+        t.push_str(REVIEW_NOTES_HEADING);
+        t.push('\n');
         for n in &d.review_notes {
             t.push_str(&format!("• {n}\n"));
         }

@@ -10,6 +10,7 @@ pub mod classify;
 pub mod dates;
 pub mod document;
 pub mod draft;
+pub mod highlight;
 pub mod review;
 pub mod schema;
 pub mod text;
