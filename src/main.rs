@@ -57,6 +57,65 @@ enum Command {
         #[command(subcommand)]
         action: SchemaAction,
     },
+    /// Run the review server (caseworker pages and JSON API) on NACHWEIS_HTTP_ADDR.
+    Serve,
+    /// Manage local accounts of the review server.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create an account; prints a generated password unless --password-stdin is given.
+    Add {
+        username: String,
+        /// caseworker, admin or auditor.
+        #[arg(long, default_value = "caseworker")]
+        role: String,
+        /// The Landkreis whose cases the account sees (default: NACHWEIS_DEFAULT_TENANT).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The name shown in the UI and the audit log.
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Set a new password (generated unless --password-stdin); ends the account's sessions.
+    Password {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account and end its sessions.
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
+    /// Create an API token for the JSON API (shown once).
+    Token {
+        username: String,
+        #[arg(long, default_value = "api")]
+        label: String,
+        /// Days until the token expires.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Recompute the hash chain; exit 0 if intact, 1 if an entry was altered or deleted.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -86,7 +145,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let default_level = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
+    let default_level = if matches!(cli.command, Command::Run | Command::Serve) { "info" } else { "warn" };
     nachweis::telemetry::init(&settings.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -170,6 +229,23 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve => serve(&settings).await,
+        Command::User { action } => user(&settings, action).await,
+        Command::Audit { action: AuditAction::Verify } => {
+            let store = startup::store(&settings).await?;
+            let check = store.verify_audit_chain().await?;
+            if check.is_intact() {
+                println!("Protokoll unversehrt: {} Einträge geprüft, die Hash-Kette ist vollständig.", check.entries);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!(
+                    "Protokoll VERÄNDERT: Eintrag {} passt nicht in die Hash-Kette (geändert, gelöscht oder das Ende abgeschnitten); {} Einträge gelesen.",
+                    check.first_broken.unwrap_or_default(),
+                    check.entries
+                );
+                Ok(ExitCode::from(1))
+            }
+        }
         Command::Schema { action } => match action {
             SchemaAction::Validate { dir } => {
                 let dir = dir.unwrap_or(settings.schemas_dir.clone());
@@ -231,6 +307,122 @@ async fn wait_for_store(settings: &Settings) -> anyhow::Result<Arc<dyn nachweis:
             }
         }
     }
+}
+
+/// `nachweis serve`: the review server until SIGTERM/SIGINT.
+async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let store = wait_for_store(settings).await?;
+    let state = startup::web_state(settings, store)?;
+    let listener = tokio::net::TcpListener::bind(&settings.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (NACHWEIS_HTTP_ADDR)", settings.http_addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(message = "Review server listening.", address = %addr, database = %settings.redacted_database_url());
+    eprintln!("nachweis: Prüfoberfläche unter http://{addr}/ (Beenden mit Strg+C)");
+    let stop = amqp::shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
+    nachweis::web::serve(listener, nachweis::web::app(state), stop).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a password from standard input (first line), or generates one.
+fn password_from(stdin: bool) -> anyhow::Result<(String, bool)> {
+    if stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok((line.trim_end_matches(['\r', '\n']).to_string(), false))
+    } else {
+        Ok((nachweis::web::auth::random_password(), true))
+    }
+}
+
+/// `nachweis user …`: local accounts.
+async fn user(settings: &Settings, action: UserAction) -> anyhow::Result<ExitCode> {
+    use nachweis::store::review::{Role, User};
+    use nachweis::web::auth;
+    let store = startup::store(settings).await?;
+    match action {
+        UserAction::Add { username, role, tenant, name, password_stdin } => {
+            let Some(role) = Role::parse(&role) else {
+                eprintln!("nachweis: unbekannte Rolle {role:?} (caseworker, admin oder auditor)");
+                return Ok(ExitCode::from(2));
+            };
+            if username.is_empty() || username.len() > 64 || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
+                eprintln!("nachweis: Benutzernamen bestehen aus 1–64 Buchstaben, Ziffern und . _ - @");
+                return Ok(ExitCode::from(2));
+            }
+            let (password, generated) = password_from(password_stdin)?;
+            let hash = match auth::hash_password(&password) {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("nachweis: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let user = User {
+                display_name: name.unwrap_or_else(|| username.clone()),
+                username,
+                tenant: tenant.unwrap_or_else(|| settings.default_tenant.clone()),
+                role,
+                password_hash: hash,
+                disabled: false,
+                created_at: chrono::Utc::now(),
+            };
+            match store.add_user(&user).await {
+                Ok(()) => {}
+                Err(nachweis::store::StoreError::Conflict(_)) => {
+                    eprintln!("nachweis: das Konto {} gibt es schon", user.username);
+                    return Ok(ExitCode::from(2));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            store.append_audit("admin-cli", "user_added", None, serde_json::json!({"username": user.username, "role": role.as_str(), "tenant": user.tenant}), None).await?;
+            println!("Konto {} angelegt ({}, {}).", user.username, role.label_de(), user.tenant);
+            if generated {
+                println!("Passwort: {password}");
+            }
+        }
+        UserAction::List => {
+            println!("{:<24} {:<22} {:<24} {}", "Konto", "Rolle", "Mandant", "Status");
+            for u in store.list_users().await? {
+                println!("{:<24} {:<22} {:<24} {}", u.username, u.role.label_de(), u.tenant, if u.disabled { "gesperrt" } else { "aktiv" });
+            }
+        }
+        UserAction::Password { username, password_stdin } => {
+            let (password, generated) = password_from(password_stdin)?;
+            let hash = match auth::hash_password(&password) {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("nachweis: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            store.set_password(&username, &hash).await?;
+            store.append_audit("admin-cli", "password_set", None, serde_json::json!({"username": username}), None).await?;
+            println!("Neues Passwort für {username} gesetzt; bestehende Sitzungen sind beendet.");
+            if generated {
+                println!("Passwort: {password}");
+            }
+        }
+        UserAction::Disable { username } => {
+            store.set_disabled(&username, true).await?;
+            store.append_audit("admin-cli", "user_disabled", None, serde_json::json!({"username": username}), None).await?;
+            println!("Konto {username} gesperrt; seine Sitzungen sind beendet.");
+        }
+        UserAction::Enable { username } => {
+            store.set_disabled(&username, false).await?;
+            store.append_audit("admin-cli", "user_enabled", None, serde_json::json!({"username": username}), None).await?;
+            println!("Konto {username} wieder freigeschaltet.");
+        }
+        UserAction::Token { username, label, days } => {
+            let Some(user) = store.user(&username).await? else {
+                eprintln!("nachweis: kein Konto {username}");
+                return Ok(ExitCode::from(2));
+            };
+            let token = auth::create_api_token(store.as_ref(), &user, &label, days.clamp(1, 3650)).await?;
+            println!("API-Token für {username} ({label}, gültig {days} Tage) – wird nur jetzt angezeigt:\n{token}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `nachweis check`: exit 0 with verdicts, 2 when the bundle is unusable.

@@ -79,3 +79,23 @@ pub async fn store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         .await
         .with_context(|| format!("cannot open the database {}", settings.redacted_database_url()))
 }
+
+/// The review server's shared state: the review service with its schemas
+/// and letter renderer (fonts are loaded once, here), and the sandboxed page
+/// renderer for page images.
+pub fn web_state(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Arc<crate::web::AppState>> {
+    let schemas = Arc::new(load_schemas(&settings.schemas_dir)?);
+    let fonts = crate::letter::Fonts::load(&settings.fonts_dir)
+        .with_context(|| format!("cannot load the letter fonts from {} (set NACHWEIS_FONTS_DIR)", settings.fonts_dir.display()))?;
+    let settings = Arc::new(settings.clone());
+    let review = Arc::new(crate::review::Review {
+        store: Arc::clone(&store),
+        schemas,
+        settings: Arc::clone(&settings),
+        letters: Arc::new(crate::letter::PdfLetters { fonts }),
+    });
+    let program = std::env::current_exe().context("cannot find the nachweis executable for the page renderer")?;
+    let renderer = crate::extract::render::PageRenderer::new(program, crate::extract::render::PageRenderer::limits());
+    let pages: Arc<dyn crate::web::PageImages> = Arc::new(crate::web::page_images::HighlightedPages::new(renderer));
+    Ok(Arc::new(crate::web::AppState { store, review, settings, pages: Some(pages) }))
+}

@@ -139,3 +139,25 @@ pub fn render_letter(doc: &LetterDocument, fonts: &Fonts) -> Result<Vec<u8>, Let
 pub fn page_count(doc: &LetterDocument, fonts: &Fonts) -> Result<usize, LetterError> {
     Ok(layout::layout(doc, fonts)?.len())
 }
+
+/// The review service's `LetterRenderer`: the approved body with the
+/// draft's header fields, and as enclosure the overview of what arrived
+/// (printed under the enclosure note, so the applicant sees what counted).
+pub struct PdfLetters {
+    pub fonts: Fonts,
+}
+
+impl crate::review::LetterRenderer for PdfLetters {
+    fn render(&self, draft: &Draft, body: &str) -> Result<Vec<u8>, String> {
+        let mut enclosures = draft.enclosures.clone();
+        if enclosures.iter().any(|e| e == crate::domain::draft::ENCLOSURE_RECEIVED) && !draft.received.is_empty() {
+            enclosures = enclosures
+                .into_iter()
+                .map(|e| if e == crate::domain::draft::ENCLOSURE_RECEIVED { format!("{e}:") } else { e })
+                .collect();
+            enclosures.extend(draft.received.iter().map(|r| format!("– {r}")));
+        }
+        let doc = LetterDocument::from_draft(draft, body, enclosures);
+        render_letter(&doc, &self.fonts).map_err(|e| e.message_de())
+    }
+}

@@ -20,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod labels;
+pub mod page_images;
 pub mod pages;
 pub mod templates;
 

@@ -33,11 +33,16 @@ struct Account {
     csrf: String,
 }
 
-fn account(s: &Session) -> Account {
+fn account(state: &AppState, s: &Session) -> Account {
     Account {
         username: s.user.username.clone(),
         display_name: s.user.display_name.clone(),
-        tenant: s.user.tenant.clone(),
+        // The authority's name from the tenant's letterhead reads better than its id.
+        tenant: match state.settings.tenants.get(&s.user.tenant) {
+            Some(letterhead) => letterhead.authority.clone(),
+            None if s.user.tenant == state.settings.default_tenant => state.settings.letterhead.authority.clone(),
+            None => s.user.tenant.clone(),
+        },
         role: s.user.role.as_str(),
         role_label: s.user.role.label_de(),
         csrf: s.csrf_token.clone(),
@@ -317,7 +322,7 @@ pub async fn queue(State(state): State<Arc<AppState>>, Signed(session): Signed, 
     let html = render(
         "queue.html",
         minijinja::context! {
-            account => account(&session),
+            account => account(&state, &session),
             lines => lines,
             total => page.total,
             params => params,
@@ -475,7 +480,7 @@ async fn case_page(
     let html = render(
         "case.html",
         minijinja::context! {
-            account => account(session),
+            account => account(state, session),
             case => minijinja::context! {
                 id => detail.case.case_id,
                 procedure => procedure_title(state, &detail.case.procedure),
@@ -866,7 +871,7 @@ pub async fn case_audit(State(state): State<Arc<AppState>>, Signed(session): Sig
     let html = render(
         "audit.html",
         minijinja::context! {
-            account => account(&session),
+            account => account(&state, &session),
             case_id => case_id,
             lines => lines,
             intact => check.is_intact(),
@@ -889,7 +894,7 @@ pub async fn audit_index(State(state): State<Arc<AppState>>, Signed(session): Si
     let check = state.store.verify_audit_chain().await?;
     let html = render(
         "audit_index.html",
-        minijinja::context! { account => account(&session), intact => check.is_intact(), entries => check.entries, first_broken => check.first_broken },
+        minijinja::context! { account => account(&state, &session), intact => check.is_intact(), entries => check.entries, first_broken => check.first_broken },
     )?;
     Ok(html.into_response())
 }
