@@ -224,7 +224,11 @@ impl Review {
         };
         if draft.status != "pending_review" {
             // Decided or replaced already: say so instead of rendering again.
+            // A later version approved means this request repeats an
+            // approval that went through (a double click on "save and approve").
+            let later_approved = detail.drafts.iter().any(|d| d.version > draft.version && d.status == "approved");
             return settle(match draft.status.as_str() {
+                "superseded" if later_approved => DecisionOutcome::AlreadyDecided { status: "approved".into() },
                 "superseded" => DecisionOutcome::Stale { current_draft_id: detail.pending_draft().map(|d| d.draft_id) },
                 status => DecisionOutcome::AlreadyDecided { status: status.to_string() },
             });
