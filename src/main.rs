@@ -39,6 +39,12 @@ enum Command {
     Demo {
         #[arg(long, default_value = "fixtures/bundles")]
         bundles: PathBuf,
+        /// Start the review server afterwards (default when run in a terminal).
+        #[arg(long, conflicts_with = "no_serve")]
+        serve: bool,
+        /// Do not start the review server afterwards.
+        #[arg(long)]
+        no_serve: bool,
     },
     /// Run the worker: consume bundles from the intake directory (or RabbitMQ) until stopped.
     Run,
@@ -166,7 +172,11 @@ fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check { bundle, json, today } => check(&settings, &bundle, json, today).await,
-        Command::Demo { bundles } => demo(settings, &bundles).await,
+        Command::Demo { bundles, serve, no_serve } => {
+            use std::io::IsTerminal as _;
+            let then_serve = serve || (!no_serve && std::io::stdout().is_terminal());
+            demo(settings, &bundles, then_serve).await
+        }
         Command::Run => {
             let pipeline = startup::pipeline(&settings)?;
             let store = wait_for_store(&settings).await?;
@@ -495,7 +505,7 @@ fn requirement_de(v: RequirementVerdict) -> &'static str {
 }
 
 /// `nachweis demo`: every fixture bundle through the in-process queue into SQLite.
-async fn demo(mut settings: Settings, bundles: &std::path::Path) -> anyhow::Result<ExitCode> {
+async fn demo(mut settings: Settings, bundles: &std::path::Path, then_serve: bool) -> anyhow::Result<ExitCode> {
     if std::env::var_os("NACHWEIS_DATABASE_URL").is_none() {
         settings.database_url = "sqlite://var/demo.sqlite".into();
     }
@@ -574,5 +584,48 @@ async fn demo(mut settings: Settings, bundles: &std::path::Path) -> anyhow::Resu
         settings.redacted_database_url(),
         settings.drafts_dir.display()
     );
-    Ok(if failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let accounts = demo_accounts(store.as_ref(), &settings).await?;
+    println!("\nDemo-Konten für die Prüfoberfläche (neu bei jedem Demo-Lauf):");
+    for (name, role, tenant, password) in &accounts {
+        println!("  {name:<30} {role:<20} {tenant:<20} Passwort: {password}");
+    }
+    if failures > 0 {
+        return Ok(ExitCode::from(1));
+    }
+    if then_serve {
+        println!("\nDie Prüfoberfläche startet jetzt unter http://{}/ – melden Sie sich mit einem der Konten an.", settings.http_addr);
+        return serve(&settings).await;
+    }
+    println!(
+        "\nPrüfoberfläche starten: NACHWEIS_DATABASE_URL={} cargo run -- serve  (dann http://{}/ öffnen)",
+        settings.database_url, settings.http_addr
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the demo's accounts with fresh passwords: a caseworker of the
+/// default tenant and of one other Landkreis (to show that each sees only
+/// its own cases), an administrator and an auditor.
+async fn demo_accounts(store: &dyn nachweis::store::Store, settings: &Settings) -> anyhow::Result<Vec<(String, &'static str, String, String)>> {
+    use nachweis::store::review::{Role, User};
+    let accounts = [
+        ("sachbearbeitung", "Sina Sachbearbeiterin", Role::Caseworker, settings.default_tenant.clone()),
+        ("sachbearbeitung-beispielburg", "Bodo Beispielburg", Role::Caseworker, "stadt-beispielburg".to_string()),
+        ("verwaltung", "Vera Verwaltung", Role::Admin, settings.default_tenant.clone()),
+        ("pruefung", "Paul Prüfer", Role::Auditor, settings.default_tenant.clone()),
+    ];
+    let mut out = Vec::new();
+    for (username, display, role, tenant) in accounts {
+        let password = nachweis::web::auth::random_password();
+        let hash = nachweis::web::auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let user = User { username: username.into(), display_name: display.into(), tenant: tenant.clone(), role, password_hash: hash, disabled: false, created_at: chrono::Utc::now() };
+        match store.add_user(&user).await {
+            Ok(()) => {}
+            // A demo database kept from an earlier run: give the account a new password.
+            Err(nachweis::store::StoreError::Conflict(_)) => store.set_password(username, &user.password_hash).await?,
+            Err(e) => return Err(e.into()),
+        }
+        out.push((username.to_string(), role.label_de(), tenant, password));
+    }
+    Ok(out)
 }
