@@ -108,6 +108,36 @@ fn a_sideways_phone_photo_is_shown_upright_with_its_evidence_highlighted() {
 }
 
 #[test]
+fn no_upright_fixture_upload_is_turned_and_the_sideways_one_is() {
+    // Every upload of every fixture bundle, first page. The generator made
+    // exactly one upload sideways (bundle 26's Mantelbogen); ID cards, which
+    // Tesseract's orientation detector takes for upside-down Bengali, must
+    // stay as they are.
+    let r = renderer();
+    let mut turned = Vec::new();
+    let mut rendered = 0;
+    for bundle in nachweis::queue::local::bundle_dirs(&root().join("fixtures/bundles")).unwrap() {
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+        for doc in manifest["documents"].as_array().unwrap() {
+            let Some(path) = doc["path"].as_str() else { continue };
+            let bytes = std::fs::read(bundle.join(path)).unwrap();
+            match r.render_page(&bytes, doc["media_type"].as_str().unwrap_or(""), 1, false) {
+                Ok(page) => {
+                    rendered += 1;
+                    if page.rotated_clockwise != 0 {
+                        turned.push(format!("{}/{path} by {}°", bundle.file_name().unwrap().to_string_lossy(), page.rotated_clockwise));
+                    }
+                }
+                Err(RenderError::Failed(e)) => panic!("{path}: renderer failed: {e}"),
+                Err(_) => {}
+            }
+        }
+    }
+    assert!(rendered > 150, "only {rendered} uploads rendered");
+    assert_eq!(turned, ["uvg-26-handyfotos/IMG_20261119_213344.jpg by 90°"]);
+}
+
+#[test]
 fn the_birth_certificate_photo_has_its_heading_highlighted() {
     let path = "uvg-26-handyfotos/IMG_20261119_213410.jpg";
     let (doc_type, evidence) = evidence(path, "image/jpeg");

@@ -155,12 +155,15 @@ pub fn parse_tsv(tsv: &str) -> Vec<WordBox> {
 
 /// How a page image must be turned to be upright, as Tesseract's
 /// orientation detection sees it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Orientation {
     /// Clockwise rotation that makes the text upright: 0, 90, 180 or 270.
     pub rotate_clockwise: u16,
     /// Tesseract's orientation confidence (larger is surer; ~2 is weak).
     pub confidence: f32,
+    /// The script the detector saw ("Latin", …). On ID cards it often sees
+    /// "Bengali" upside down; German documents are Latin.
+    pub script: String,
 }
 
 /// Runs Tesseract's orientation and script detection (the `osd` model) on
@@ -200,10 +203,13 @@ pub fn detect_orientation(page: &GrayImage, dpi: u32) -> Option<Orientation> {
                 &mut script,
                 &mut script_confidence,
             );
+            // The name points into the model's character set (not to be
+            // freed); it is copied before the handle goes.
+            let script = if script.is_null() { String::new() } else { CStr::from_ptr(script).to_string_lossy().into_owned() };
             // Tesseract reports the text's counter-clockwise rotation; the
             // page is made upright by turning it back clockwise.
             (ok != 0 && matches!(degrees, 0 | 90 | 180 | 270))
-                .then(|| Orientation { rotate_clockwise: ((360 - degrees) % 360) as u16, confidence })
+                .then(|| Orientation { rotate_clockwise: ((360 - degrees) % 360) as u16, confidence, script })
         } else {
             None
         };

@@ -25,10 +25,21 @@ use std::path::PathBuf;
 /// evidence, and small enough (~0.3–1 MB) to send per page view.
 pub const DEFAULT_MAX_LONG_SIDE: u32 = 1600;
 
-/// Orientation detection below this confidence is not trusted: a page with
-/// little text (an ID card, a stamp) gets noisy guesses, and a wrongly
-/// turned page is worse than a sideways one.
-const MIN_ORIENTATION_CONFIDENCE: f32 = 2.0;
+/// Whether to turn a page by what orientation detection reported. The
+/// standalone detector is not restricted to the recognition language's
+/// script the way extraction's OCR (PSM 1 with `deu`) is, so only Latin
+/// results count; a quarter turn needs a confidence of 2, a half turn 7
+/// (Tesseract's own `min_orientation_margin`: upside-down Latin text is
+/// improbable). On the fixtures this turns the sideways photo and leaves
+/// the ID cards alone, which the detector takes for upside-down Bengali.
+fn trust_orientation(o: &ocr::Orientation) -> bool {
+    let needed = match o.rotate_clockwise {
+        90 | 270 => 2.0,
+        180 => 7.0,
+        _ => return false,
+    };
+    o.script == "Latin" && o.confidence >= needed
+}
 
 /// At most this many word boxes are accepted from a child (a dense A4 page
 /// has ~600); more means something is wrong.
@@ -298,8 +309,7 @@ fn render(args: &RenderArgs) -> Result<RenderMessage, ExtractError> {
     if detect_orientation
         && let Some((gray, dpi)) = &ocr_page
         && let Some(o) = ocr::detect_orientation(gray, *dpi)
-        && o.confidence >= MIN_ORIENTATION_CONFIDENCE
-        && o.rotate_clockwise != 0
+        && trust_orientation(&o)
     {
         rotated_clockwise = o.rotate_clockwise;
         display = rotate(&display, rotated_clockwise);
