@@ -13,7 +13,8 @@
 //! margins 25 mm left and 20 mm right
 //! (<https://www.sekretaria.de/bueroorganisation/korrespondenz/din-5008/seitenrand/>);
 //! fold marks at 105 and 210 mm and the hole mark at 148.5 mm
-//! (<https://de.wikipedia.org/wiki/Falzmarke>, citing DIN 5008:2020-03 § 19).
+//! (<https://de.wiki.li/Falzmarke>, a copy of the German Wikipedia article,
+//! citing DIN 5008:2020-03 section 19).
 //!
 //! Everything in a `LetterDocument` is data: applicant names and addresses
 //! are printed as text, never interpreted. Entry points: `Fonts::load`
