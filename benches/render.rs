@@ -84,7 +84,7 @@ fn main() {
     ratio(full, layout, "layout only");
 
     let program = PathBuf::from(env!("CARGO_BIN_EXE_nachweis"));
-    let renderer = PageRenderer::new(program, PageRenderer::limits());
+    let renderer = PageRenderer::new(program, PageRenderer::default_limits());
     let pdf_path = root().join("fixtures/bundles/uvg-26-handyfotos/Meldebescheinigung_online.pdf");
     let pdf_bytes = std::fs::read(&pdf_path).unwrap();
     let tmp = std::env::temp_dir().join(format!("nachweis-bench-render-{}", std::process::id()));
