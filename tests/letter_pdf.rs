@@ -156,7 +156,11 @@ fn the_drafted_letter_extracts_with_every_item_the_deadline_and_the_legal_notice
 fn german_characters_and_applicant_text_come_out_exactly() {
     let draft = drafted_letter();
     let mut doc = letter(&draft);
-    doc.address = vec!["Jürgen Groß-Öztürk (Dr.) \\ <b>&".into(), "Straße des 17. Juni 4 ) BT /F1 Tj".into(), "12345 Musterstadt".into()];
+    doc.address = vec![
+        "Jürgen Groß-Öztürk (Dr.) \\ <b>&".into(),
+        "Straße des 17. Juni 4 ) BT /F1 Tj".into(),
+        "12345 Musterstadt 漢".into(),
+    ];
     doc.body = "Sehr geehrter Herr Groß-Öztürk,\n\nbitte senden Sie „die Unterlagen“ nach § 60 SGB I – spätestens übermorgen; Maße: 5 € · ½ Seite…\n\nMit freundlichen Grüßen\n\nIm Auftrag\nÄnne Weiß".into();
     let pdf = write_pdf(&render_letter(&doc, &fonts()).unwrap(), "characters.pdf");
     // Line breaks are the layout's; every character must be the text's.
@@ -169,6 +173,9 @@ fn german_characters_and_applicant_text_come_out_exactly() {
     ] {
         assert!(text.contains(exact), "{exact:?} not extracted exactly from:\n{text}");
     }
+    // A character the font lacks is drawn as the replacement glyph and
+    // extracts as what is drawn, not as an invisible gap.
+    assert!(text.contains("12345 Musterstadt \u{FFFD}"), "{text}");
 }
 
 #[test]
@@ -338,6 +345,10 @@ fn an_address_that_does_not_fit_the_field_is_an_error_not_an_overflow() {
     doc.address = vec!["Anna Beispiel".into()];
     doc.body = "  \n\n ".into();
     assert_eq!(render_letter(&doc, &fonts()), Err(LetterError::EmptyBody));
+    doc.body = "Guten Tag.".into();
+    doc.subject = "Betreff ".repeat(200);
+    assert!(matches!(render_letter(&doc, &fonts()), Err(LetterError::SubjectTooLong { max: 4, .. })));
+    assert!(LetterError::AddressTooLong { lines: 7, max: 6 }.message_de().contains("Anschriftfeld"));
 }
 
 #[test]

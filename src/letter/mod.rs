@@ -94,6 +94,8 @@ pub enum LetterError {
     EmptyAddress,
     #[error("the recipient address needs {lines} lines; the DIN 5008 address field holds {max}")]
     AddressTooLong { lines: usize, max: usize },
+    #[error("the subject needs {lines} lines; at most {max} fit")]
+    SubjectTooLong { lines: usize, max: usize },
     #[error("the letter has no text")]
     EmptyBody,
     #[error("the letter would be longer than {max_pages} pages")]
@@ -110,6 +112,9 @@ impl LetterError {
             LetterError::AddressTooLong { lines, max } => format!(
                 "Die Anschrift braucht {lines} Zeilen; im Anschriftfeld nach DIN 5008 ist Platz für {max}. Bitte kürzen Sie die Anschrift."
             ),
+            LetterError::SubjectTooLong { lines, max } => {
+                format!("Der Betreff braucht {lines} Zeilen; es passen höchstens {max}. Bitte kürzen Sie den Betreff.")
+            }
             LetterError::EmptyBody => "Das Schreiben hat keinen Text.".into(),
             LetterError::TooLong { max_pages } => {
                 format!("Das Schreiben wäre länger als {max_pages} Seiten. Bitte kürzen Sie den Text.")
