@@ -79,3 +79,16 @@ pub async fn store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         .await
         .with_context(|| format!("cannot open the database {}", settings.redacted_database_url()))
 }
+
+/// The letter fonts from `fonts_dir`, read and checked once at start-up
+/// (a missing or incomplete font fails here, not at the first approval).
+pub fn fonts(settings: &Settings) -> anyhow::Result<crate::letter::Fonts> {
+    Ok(crate::letter::Fonts::load(&settings.fonts_dir)?)
+}
+
+/// The case view's page renderer: this binary started as a sandboxed
+/// child (`sandbox-render`) per page.
+pub fn page_renderer() -> anyhow::Result<crate::extract::PageRenderer> {
+    let program = std::env::current_exe().context("cannot find the nachweis executable for the rendering sandbox")?;
+    Ok(crate::extract::PageRenderer::new(program, crate::extract::PageRenderer::default_limits()))
+}

@@ -231,8 +231,8 @@ fn hostile_pdfs_from_the_shared_corpus_give_typed_errors_never_a_crash_or_hang()
     let limits = Limits { timeout: Duration::from_secs(20), ..PageRenderer::default_limits() };
     let r = PageRenderer::new(program(), limits.clone());
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<(Result<RenderedPage, RenderError>, Duration)>>> =
-        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    type Slot = std::sync::Mutex<Option<(Result<RenderedPage, RenderError>, Duration)>>;
+    let results: Vec<Slot> = files.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| {

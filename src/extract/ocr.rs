@@ -184,11 +184,9 @@ pub fn detect_orientation(page: &GrayImage, dpi: u32) -> Option<Orientation> {
         if api.is_null() {
             return None;
         }
-        let lang = CStr::from_bytes_with_nul(b"osd\0").expect("static C string");
+        let lang = c"osd";
         let result = if tesseract_sys::TessBaseAPIInit3(api, std::ptr::null(), lang.as_ptr()) == 0 {
-            let debug = CStr::from_bytes_with_nul(b"debug_file\0").expect("static C string");
-            let null_file = CStr::from_bytes_with_nul(b"/dev/null\0").expect("static C string");
-            tesseract_sys::TessBaseAPISetVariable(api, debug.as_ptr(), null_file.as_ptr());
+            tesseract_sys::TessBaseAPISetVariable(api, c"debug_file".as_ptr(), c"/dev/null".as_ptr());
             tesseract_sys::TessBaseAPISetPageSegMode(api, tesseract_sys::TessPageSegMode_PSM_OSD_ONLY);
             tesseract_sys::TessBaseAPISetImage(api, page.as_raw().as_ptr(), width as i32, height as i32, 1, width as i32);
             tesseract_sys::TessBaseAPISetSourceResolution(api, dpi.clamp(70, 1200) as i32);
