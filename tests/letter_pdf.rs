@@ -6,7 +6,7 @@
 use chrono::NaiveDate;
 use nachweis::config::Settings;
 use nachweis::domain::bundle::Manifest;
-use nachweis::domain::draft::Draft;
+use nachweis::domain::draft::{Draft, missing_mandatory_parts};
 use nachweis::domain::{Context, process};
 use nachweis::letter::{Fonts, LetterDocument, LetterError, editable_body, render_letter};
 use regex::Regex;
@@ -361,6 +361,8 @@ fn the_editable_body_starts_at_the_salutation_and_leaves_out_caseworker_notes() 
     assert!(body.ends_with(&draft.letterhead.contact_name), "body ends with the signature");
     assert!(!body.contains("Hinweise für die Sachbearbeitung"));
     assert!(!body.contains(&draft.letterhead.return_address));
+    assert!(missing_mandatory_parts(&draft, &body).is_empty(), "{:?}", missing_mandatory_parts(&draft, &body));
+    assert_eq!(missing_mandatory_parts(&draft, &body.replace("§ 66", "§ 99")).len(), 1);
 }
 
 #[test]

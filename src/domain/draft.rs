@@ -273,6 +273,30 @@ pub fn draft(
     d
 }
 
+/// What an edited letter body must still contain before it may be approved:
+/// the deadline date and the § 66 Abs. 3 SGB I notice (DESIGN §5). Returns
+/// the German names of the missing parts (empty: nothing missing). The
+/// wording may be edited; what is checked is that the deadline date and the
+/// reference to § 66 are still there, and that no caseworker note slipped in.
+pub fn missing_mandatory_parts(draft: &Draft, body: &str) -> Vec<String> {
+    let flat = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut missing = Vec::new();
+    if draft.kind != DraftKind::Letter {
+        return missing;
+    }
+    let due = date_de(draft.deadline);
+    if !flat.contains(&due) {
+        missing.push(format!("die Frist ({due})"));
+    }
+    if !flat.contains("§ 66") && !flat.contains("§66") {
+        missing.push("der Hinweis nach § 66 Abs. 3 SGB I".to_string());
+    }
+    if flat.contains(REVIEW_NOTES_HEADING) {
+        missing.push("Hinweise für die Sachbearbeitung gehören nicht in das Schreiben".to_string());
+    }
+    missing
+}
+
 /// The line that starts the caseworker-only notes at the end of a draft's
 /// text; nothing from it on is part of the letter.
 pub const REVIEW_NOTES_HEADING: &str = "Hinweise für die Sachbearbeitung (nicht Teil des Schreibens):";
@@ -352,6 +376,29 @@ mod tests {
     fn a_deadline_on_a_weekend_moves_to_monday() {
         let sat = NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
         assert_eq!(deadline(sat - Duration::days(14), 14), NaiveDate::from_ymd_opt(2026, 12, 7).unwrap());
+    }
+
+    #[test]
+    fn an_edited_body_without_deadline_or_legal_notice_is_reported() {
+        let d = Draft {
+            kind: DraftKind::Letter,
+            letterhead: Letterhead::default(),
+            address: vec!["Anna Beispiel".into()],
+            date: NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(),
+            deadline: NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(),
+            reference: "UVG-1".into(),
+            subject: "Betreff".into(),
+            salutation: "Guten Tag,".into(),
+            items: Vec::new(),
+            legal_notice: legal_notice(NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(), "UVG"),
+            review_notes: Vec::new(),
+            text: String::new(),
+        };
+        let full = format!("Bitte bis zum 07.12.2026.\n\n{}", d.legal_notice);
+        assert!(missing_mandatory_parts(&d, &full).is_empty());
+        let cut = missing_mandatory_parts(&d, "Bitte bald.");
+        assert_eq!(cut.len(), 2, "{cut:?}");
+        assert!(cut[0].contains("07.12.2026"));
     }
 
     #[test]
