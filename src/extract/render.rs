@@ -168,7 +168,7 @@ impl PageRenderer {
 
     /// Renders page `page` (1-based) of a document. With `with_words`, the
     /// page is also OCR'd and its word boxes returned (1–5 s more).
-    #[tracing::instrument(skip_all, fields(page, bytes = bytes.len(), with_words))]
+    #[tracing::instrument(skip_all, fields(page = page, bytes = bytes.len(), with_words = with_words))]
     pub fn render_page(&self, bytes: &[u8], media_type: &str, page: u32, with_words: bool) -> Result<RenderedPage, RenderError> {
         if bytes.len() as u64 > self.limits.max_file_bytes {
             return Err(RenderError::TooLarge(format!(
