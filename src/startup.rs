@@ -85,8 +85,7 @@ pub async fn store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 /// renderer for page images.
 pub fn web_state(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Arc<crate::web::AppState>> {
     let schemas = Arc::new(load_schemas(&settings.schemas_dir)?);
-    let fonts = crate::letter::Fonts::load(&settings.fonts_dir)
-        .with_context(|| format!("cannot load the letter fonts from {} (set NACHWEIS_FONTS_DIR)", settings.fonts_dir.display()))?;
+    let fonts = fonts(settings)?;
     let settings = Arc::new(settings.clone());
     let review = Arc::new(crate::review::Review {
         store: Arc::clone(&store),
@@ -94,8 +93,20 @@ pub fn web_state(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<A
         settings: Arc::clone(&settings),
         letters: Arc::new(crate::letter::PdfLetters { fonts }),
     });
-    let program = std::env::current_exe().context("cannot find the nachweis executable for the page renderer")?;
-    let renderer = crate::extract::render::PageRenderer::new(program, crate::extract::render::PageRenderer::limits());
+    let renderer = page_renderer()?;
     let pages: Arc<dyn crate::web::PageImages> = Arc::new(crate::web::page_images::HighlightedPages::new(renderer));
     Ok(Arc::new(crate::web::AppState { store, review, settings, pages: Some(pages) }))
+}
+
+/// The letter fonts from `fonts_dir`, read and checked once at start-up
+/// (a missing or incomplete font fails here, not at the first approval).
+pub fn fonts(settings: &Settings) -> anyhow::Result<crate::letter::Fonts> {
+    Ok(crate::letter::Fonts::load(&settings.fonts_dir)?)
+}
+
+/// The case view's page renderer: this binary started as a sandboxed
+/// child (`sandbox-render`) per page.
+pub fn page_renderer() -> anyhow::Result<crate::extract::PageRenderer> {
+    let program = std::env::current_exe().context("cannot find the nachweis executable for the rendering sandbox")?;
+    Ok(crate::extract::PageRenderer::new(program, crate::extract::PageRenderer::default_limits()))
 }

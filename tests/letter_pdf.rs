@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use nachweis::config::Settings;
 use nachweis::domain::bundle::Manifest;
 use nachweis::domain::draft::Draft;
+use nachweis::domain::review::approval_problems;
 use nachweis::domain::{Context, process};
 use nachweis::letter::{Fonts, LetterDocument, LetterError, editable_body, render_letter};
 use regex::Regex;
@@ -156,7 +157,11 @@ fn the_drafted_letter_extracts_with_every_item_the_deadline_and_the_legal_notice
 fn german_characters_and_applicant_text_come_out_exactly() {
     let draft = drafted_letter();
     let mut doc = letter(&draft);
-    doc.address = vec!["Jürgen Groß-Öztürk (Dr.) \\ <b>&".into(), "Straße des 17. Juni 4 ) BT /F1 Tj".into(), "12345 Musterstadt".into()];
+    doc.address = vec![
+        "Jürgen Groß-Öztürk (Dr.) \\ <b>&".into(),
+        "Straße des 17. Juni 4 ) BT /F1 Tj".into(),
+        "12345 Musterstadt 漢".into(),
+    ];
     doc.body = "Sehr geehrter Herr Groß-Öztürk,\n\nbitte senden Sie „die Unterlagen“ nach § 60 SGB I – spätestens übermorgen; Maße: 5 € · ½ Seite…\n\nMit freundlichen Grüßen\n\nIm Auftrag\nÄnne Weiß".into();
     let pdf = write_pdf(&render_letter(&doc, &fonts()).unwrap(), "characters.pdf");
     // Line breaks are the layout's; every character must be the text's.
@@ -169,6 +174,9 @@ fn german_characters_and_applicant_text_come_out_exactly() {
     ] {
         assert!(text.contains(exact), "{exact:?} not extracted exactly from:\n{text}");
     }
+    // A character the font lacks is drawn as the replacement glyph and
+    // extracts as what is drawn, not as an invisible gap.
+    assert!(text.contains("12345 Musterstadt \u{FFFD}"), "{text}");
 }
 
 #[test]
@@ -210,13 +218,14 @@ fn fonts_are_embedded_as_subsets_with_a_unicode_map() {
     let table = String::from_utf8(out.stdout).unwrap();
     let rows: Vec<&str> = table.lines().skip(2).filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(rows.len(), 2, "regular and bold face expected:\n{table}");
+    let subset_name = Regex::new(r"^[A-Z]{6}\+DejaVuSans").unwrap();
     for row in rows {
         let cols: Vec<&str> = row.split_whitespace().collect();
         // name type… encoding emb sub uni object ID
         let n = cols.len();
         assert_eq!(&cols[n - 5..n - 2], ["yes", "yes", "yes"], "emb/sub/uni must be yes: {row}");
         assert!(row.contains("CID TrueType") && row.contains("Identity-H"), "unexpected font type: {row}");
-        assert!(Regex::new(r"^[A-Z]{6}\+DejaVuSans").unwrap().is_match(cols[0]), "subset name expected: {row}");
+        assert!(subset_name.is_match(cols[0]), "subset name expected: {row}");
     }
     let size = std::fs::metadata(&pdf).unwrap().len();
     assert!(size < 120_000, "subsetting should keep the letter small, got {size} bytes");
@@ -338,6 +347,10 @@ fn an_address_that_does_not_fit_the_field_is_an_error_not_an_overflow() {
     doc.address = vec!["Anna Beispiel".into()];
     doc.body = "  \n\n ".into();
     assert_eq!(render_letter(&doc, &fonts()), Err(LetterError::EmptyBody));
+    doc.body = "Guten Tag.".into();
+    doc.subject = "Betreff ".repeat(200);
+    assert!(matches!(render_letter(&doc, &fonts()), Err(LetterError::SubjectTooLong { max: 4, .. })));
+    assert!(LetterError::AddressTooLong { lines: 7, max: 6 }.message_de().contains("Anschriftfeld"));
 }
 
 #[test]
@@ -349,6 +362,8 @@ fn the_editable_body_starts_at_the_salutation_and_leaves_out_caseworker_notes() 
     assert!(body.ends_with(&draft.letterhead.contact_name), "body ends with the signature");
     assert!(!body.contains("Hinweise für die Sachbearbeitung"));
     assert!(!body.contains(&draft.letterhead.return_address));
+    assert!(approval_problems(&draft, &body).is_empty(), "{:?}", approval_problems(&draft, &body));
+    assert_eq!(approval_problems(&draft, &body.replace("§ 66", "§ 99")).len(), 1);
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn program() -> PathBuf {
 }
 
 fn renderer() -> PageRenderer {
-    PageRenderer::new(program(), PageRenderer::limits())
+    PageRenderer::new(program(), PageRenderer::default_limits())
 }
 
 fn fixture(path: &str) -> Vec<u8> {
@@ -108,6 +108,36 @@ fn a_sideways_phone_photo_is_shown_upright_with_its_evidence_highlighted() {
 }
 
 #[test]
+fn no_upright_fixture_upload_is_turned_and_the_sideways_one_is() {
+    // Every upload of every fixture bundle, first page. The generator made
+    // exactly one upload sideways (bundle 26's Mantelbogen); ID cards, which
+    // Tesseract's orientation detector takes for upside-down Bengali, must
+    // stay as they are.
+    let r = renderer();
+    let mut turned = Vec::new();
+    let mut rendered = 0;
+    for bundle in nachweis::queue::local::bundle_dirs(&root().join("fixtures/bundles")).unwrap() {
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+        for doc in manifest["documents"].as_array().unwrap() {
+            let Some(path) = doc["path"].as_str() else { continue };
+            let bytes = std::fs::read(bundle.join(path)).unwrap();
+            match r.render_page(&bytes, doc["media_type"].as_str().unwrap_or(""), 1, false) {
+                Ok(page) => {
+                    rendered += 1;
+                    if page.rotated_clockwise != 0 {
+                        turned.push(format!("{}/{path} by {}°", bundle.file_name().unwrap().to_string_lossy(), page.rotated_clockwise));
+                    }
+                }
+                Err(RenderError::Failed(e)) => panic!("{path}: renderer failed: {e}"),
+                Err(_) => {}
+            }
+        }
+    }
+    assert!(rendered > 150, "only {rendered} uploads rendered");
+    assert_eq!(turned, ["uvg-26-handyfotos/IMG_20261119_213344.jpg by 90°"]);
+}
+
+#[test]
 fn the_birth_certificate_photo_has_its_heading_highlighted() {
     let path = "uvg-26-handyfotos/IMG_20261119_213410.jpg";
     let (doc_type, evidence) = evidence(path, "image/jpeg");
@@ -156,7 +186,7 @@ fn unsupported_empty_and_oversized_uploads_are_typed_errors() {
     let err = renderer().render_page(&[], "application/pdf", 1, false).unwrap_err();
     assert!(matches!(err, RenderError::Unreadable { kind: ProblemKind::Damaged, .. }), "{err:?}");
 
-    let small = PageRenderer::new(program(), Limits { max_file_bytes: 1000, ..PageRenderer::limits() });
+    let small = PageRenderer::new(program(), Limits { max_file_bytes: 1000, ..PageRenderer::default_limits() });
     let bytes = fixture("uvg-26-handyfotos/Meldebescheinigung_online.pdf");
     assert!(matches!(small.render_page(&bytes, "application/pdf", 1, false), Err(RenderError::TooLarge(_))));
 
@@ -176,7 +206,7 @@ use image::ImageEncoder as _;
 #[test]
 fn a_render_that_outlasts_its_budget_is_stopped_as_a_timeout() {
     // OCR of a photo takes about a second; 200 ms cannot be enough.
-    let hasty = PageRenderer::new(program(), Limits { timeout: Duration::from_millis(200), ..PageRenderer::limits() });
+    let hasty = PageRenderer::new(program(), Limits { timeout: Duration::from_millis(200), ..PageRenderer::default_limits() });
     let started = Instant::now();
     let result = hasty.render_page(&fixture("uvg-26-handyfotos/IMG_20261119_213344.jpg"), "image/jpeg", 1, true);
     assert_eq!(result, Err(RenderError::Timeout));
@@ -198,11 +228,11 @@ fn hostile_pdfs_from_the_shared_corpus_give_typed_errors_never_a_crash_or_hang()
         .collect();
     let files: Vec<(String, String)> = rows.iter().map(|(f, c, _)| (f.clone(), c.clone())).collect();
     assert!(files.len() > 100, "corpus incomplete: {} files", files.len());
-    let limits = Limits { timeout: Duration::from_secs(20), ..PageRenderer::limits() };
+    let limits = Limits { timeout: Duration::from_secs(20), ..PageRenderer::default_limits() };
     let r = PageRenderer::new(program(), limits.clone());
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<(Result<RenderedPage, RenderError>, Duration)>>> =
-        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    type Slot = std::sync::Mutex<Option<(Result<RenderedPage, RenderError>, Duration)>>;
+    let results: Vec<Slot> = files.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| {
@@ -259,7 +289,7 @@ fn hostile_pdfs_from_the_shared_corpus_give_typed_errors_never_a_crash_or_hang()
 
 #[test]
 fn a_missing_renderer_binary_is_a_failure_of_ours_not_of_the_document() {
-    let r = PageRenderer::new(Path::new("/nonexistent/nachweis").to_path_buf(), PageRenderer::limits());
+    let r = PageRenderer::new(Path::new("/nonexistent/nachweis").to_path_buf(), PageRenderer::default_limits());
     let err = r.render_page(b"%PDF-1.4", "application/pdf", 1, false).unwrap_err();
     assert!(matches!(err, RenderError::Failed(_)), "{err:?}");
 }

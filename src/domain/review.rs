@@ -92,7 +92,7 @@ pub fn apply_corrections(segments: &mut [Segment], corrections: &[Correction], c
 /// Something that stops an edited letter from being approved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApprovalProblem {
-    /// Stable id (`empty`, `deadline_missing`, `notice_missing`, `placeholder_left`).
+    /// Stable id (`empty`, `deadline_missing`, `notice_missing`, `notes_in_letter`, `placeholder_left`).
     pub kind: &'static str,
     /// What to fix, in German.
     pub message: String,
@@ -122,6 +122,12 @@ pub fn approval_problems(draft: &Draft, body: &str) -> Vec<ApprovalProblem> {
         out.push(ApprovalProblem {
             kind: "notice_missing",
             message: "Der Hinweis auf die Folgen fehlender Mitwirkung (§ 66 Abs. 3 SGB I) fehlt im Schreiben.".into(),
+        });
+    }
+    if body.contains(super::draft::REVIEW_NOTES_HEADING) {
+        out.push(ApprovalProblem {
+            kind: "notes_in_letter",
+            message: "Die Hinweise für die Sachbearbeitung gehören nicht in das Schreiben; bitte entfernen Sie sie.".into(),
         });
     }
     if let Some(p) = super::schema::placeholders(body).into_iter().find(|p| super::schema::LETTER_PLACEHOLDERS.contains(&p.as_str())) {

@@ -155,12 +155,15 @@ pub fn parse_tsv(tsv: &str) -> Vec<WordBox> {
 
 /// How a page image must be turned to be upright, as Tesseract's
 /// orientation detection sees it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Orientation {
     /// Clockwise rotation that makes the text upright: 0, 90, 180 or 270.
     pub rotate_clockwise: u16,
     /// Tesseract's orientation confidence (larger is surer; ~2 is weak).
     pub confidence: f32,
+    /// The script the detector saw ("Latin", …). On ID cards it often sees
+    /// "Bengali" upside down; German documents are Latin.
+    pub script: String,
 }
 
 /// Runs Tesseract's orientation and script detection (the `osd` model) on
@@ -181,11 +184,9 @@ pub fn detect_orientation(page: &GrayImage, dpi: u32) -> Option<Orientation> {
         if api.is_null() {
             return None;
         }
-        let lang = CStr::from_bytes_with_nul(b"osd\0").expect("static C string");
+        let lang = c"osd";
         let result = if tesseract_sys::TessBaseAPIInit3(api, std::ptr::null(), lang.as_ptr()) == 0 {
-            let debug = CStr::from_bytes_with_nul(b"debug_file\0").expect("static C string");
-            let null_file = CStr::from_bytes_with_nul(b"/dev/null\0").expect("static C string");
-            tesseract_sys::TessBaseAPISetVariable(api, debug.as_ptr(), null_file.as_ptr());
+            tesseract_sys::TessBaseAPISetVariable(api, c"debug_file".as_ptr(), c"/dev/null".as_ptr());
             tesseract_sys::TessBaseAPISetPageSegMode(api, tesseract_sys::TessPageSegMode_PSM_OSD_ONLY);
             tesseract_sys::TessBaseAPISetImage(api, page.as_raw().as_ptr(), width as i32, height as i32, 1, width as i32);
             tesseract_sys::TessBaseAPISetSourceResolution(api, dpi.clamp(70, 1200) as i32);
@@ -200,10 +201,13 @@ pub fn detect_orientation(page: &GrayImage, dpi: u32) -> Option<Orientation> {
                 &mut script,
                 &mut script_confidence,
             );
+            // The name points into the model's character set (not to be
+            // freed); it is copied before the handle goes.
+            let script = if script.is_null() { String::new() } else { CStr::from_ptr(script).to_string_lossy().into_owned() };
             // Tesseract reports the text's counter-clockwise rotation; the
             // page is made upright by turning it back clockwise.
             (ok != 0 && matches!(degrees, 0 | 90 | 180 | 270))
-                .then(|| Orientation { rotate_clockwise: ((360 - degrees) % 360) as u16, confidence })
+                .then(|| Orientation { rotate_clockwise: ((360 - degrees) % 360) as u16, confidence, script })
         } else {
             None
         };

@@ -20,15 +20,27 @@ use base64::Engine as _;
 use image::{GrayImage, RgbImage};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Default long side of the PNG: sharp on a 1366×768 screen beside the
 /// evidence, and small enough (~0.3–1 MB) to send per page view.
 pub const DEFAULT_MAX_LONG_SIDE: u32 = 1600;
 
-/// Orientation detection below this confidence is not trusted: a page with
-/// little text (an ID card, a stamp) gets noisy guesses, and a wrongly
-/// turned page is worse than a sideways one.
-const MIN_ORIENTATION_CONFIDENCE: f32 = 2.0;
+/// Whether to turn a page by what orientation detection reported. The
+/// standalone detector is not restricted to the recognition language's
+/// script the way extraction's OCR (PSM 1 with `deu`) is, so only Latin
+/// results count; a quarter turn needs a confidence of 2, a half turn 7
+/// (Tesseract's own `min_orientation_margin`: upside-down Latin text is
+/// improbable). On the fixtures this turns the sideways photo and leaves
+/// the ID cards alone, which the detector takes for upside-down Bengali.
+fn trust_orientation(o: &ocr::Orientation) -> bool {
+    let needed = match o.rotate_clockwise {
+        90 | 270 => 2.0,
+        180 => 7.0,
+        _ => return false,
+    };
+    o.script == "Latin" && o.confidence >= needed
+}
 
 /// At most this many word boxes are accepted from a child (a dense A4 page
 /// has ~600); more means something is wrong.
@@ -92,12 +104,44 @@ impl ChildProtocol for RenderMessage {
 }
 
 /// Renders pages in sandboxed children. Blocking: call it from
-/// `spawn_blocking` (or a thread) in async code.
+/// `spawn_blocking` (or a thread) in async code. Clones share one gate, so
+/// at most `limits.parallelism` children run at once however many page
+/// views arrive together; further calls wait for a free slot.
 #[derive(Debug, Clone)]
 pub struct PageRenderer {
     program: PathBuf,
     limits: Limits,
     max_long_side: u32,
+    gate: Arc<Gate>,
+}
+
+/// A counting gate for the children of one `PageRenderer`.
+#[derive(Debug)]
+struct Gate {
+    running: Mutex<usize>,
+    freed: Condvar,
+    max: usize,
+}
+
+impl Gate {
+    fn enter(&self) -> GateSlot<'_> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        while *running >= self.max {
+            running = self.freed.wait(running).unwrap_or_else(|e| e.into_inner());
+        }
+        *running += 1;
+        GateSlot(self)
+    }
+}
+
+/// A held slot; leaving it (also by panic) frees it.
+struct GateSlot<'a>(&'a Gate);
+
+impl Drop for GateSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.running.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
 }
 
 impl PageRenderer {
@@ -105,13 +149,15 @@ impl PageRenderer {
     /// server, `env!("CARGO_BIN_EXE_nachweis")` in tests); `limits` are the
     /// sandbox limits, whose `timeout` bounds one page (see `Self::limits`).
     pub fn new(program: PathBuf, limits: Limits) -> Self {
-        PageRenderer { program, limits, max_long_side: DEFAULT_MAX_LONG_SIDE }
+        let gate = Arc::new(Gate { running: Mutex::new(0), freed: Condvar::new(), max: limits.parallelism.max(1) });
+        PageRenderer { program, limits, max_long_side: DEFAULT_MAX_LONG_SIDE, gate }
     }
 
     /// Sandbox limits for one page view: extraction's memory and size
-    /// limits, 30 s for the page (a render is ~0.1–0.5 s, OCR 1–5 s).
-    pub fn limits() -> Limits {
-        Limits { timeout: std::time::Duration::from_secs(30), parallelism: 1, ..Limits::default() }
+    /// limits, 30 s for the page (a render takes 0.1–1 s, with word boxes
+    /// 1–3 s), and one child per core at once.
+    pub fn default_limits() -> Limits {
+        Limits { timeout: std::time::Duration::from_secs(30), ..Limits::default() }
     }
 
     /// Changes the PNG's maximum long side (default 1600 px).
@@ -122,7 +168,7 @@ impl PageRenderer {
 
     /// Renders page `page` (1-based) of a document. With `with_words`, the
     /// page is also OCR'd and its word boxes returned (1–5 s more).
-    #[tracing::instrument(skip_all, fields(page, bytes = bytes.len(), with_words))]
+    #[tracing::instrument(skip_all, fields(page = page, bytes = bytes.len(), with_words = with_words))]
     pub fn render_page(&self, bytes: &[u8], media_type: &str, page: u32, with_words: bool) -> Result<RenderedPage, RenderError> {
         if bytes.len() as u64 > self.limits.max_file_bytes {
             return Err(RenderError::TooLarge(format!(
@@ -151,7 +197,9 @@ impl PageRenderer {
             path: file.path().to_path_buf(),
         };
         let command = sandboxed_command(&self.program, "sandbox-render", args.to_argv(), &self.limits);
+        let slot = self.gate.enter();
         let (ending, stderr, stats) = run_sandboxed::<RenderMessage>(command, &self.limits, "page-render");
+        drop(slot);
         tracing::debug!(message = "Page render child finished.", wall_ms = stats.wall.as_millis() as u64, max_rss_mb = stats.max_rss_bytes >> 20);
         self.interpret(ending, &stderr, page)
     }
@@ -298,8 +346,7 @@ fn render(args: &RenderArgs) -> Result<RenderMessage, ExtractError> {
     if detect_orientation
         && let Some((gray, dpi)) = &ocr_page
         && let Some(o) = ocr::detect_orientation(gray, *dpi)
-        && o.confidence >= MIN_ORIENTATION_CONFIDENCE
-        && o.rotate_clockwise != 0
+        && trust_orientation(&o)
     {
         rotated_clockwise = o.rotate_clockwise;
         display = rotate(&display, rotated_clockwise);
@@ -371,4 +418,53 @@ fn encode_png(image: &RgbImage) -> Result<Vec<u8>, ExtractError> {
         .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgb8)
         .map_err(|e| ExtractError::Damaged(format!("the page image could not be encoded: {e}")))?;
     Ok(png)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::ImageEncoder as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn the_gate_lets_no_more_children_run_than_allowed() {
+        let gate = Gate { running: Mutex::new(0), freed: Condvar::new(), max: 2 };
+        let inside = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let _slot = gate.enter();
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&most), "at most two at a time, got {most}");
+        assert_eq!(*gate.running.lock().unwrap(), 0, "every slot is given back");
+    }
+
+    #[test]
+    fn only_confident_latin_orientations_turn_a_page() {
+        let o = |rotate_clockwise, confidence, script: &str| ocr::Orientation { rotate_clockwise, confidence, script: script.into() };
+        assert!(trust_orientation(&o(90, 6.7, "Latin")));
+        assert!(!trust_orientation(&o(90, 1.5, "Latin")));
+        assert!(!trust_orientation(&o(180, 14.5, "Bengali")), "ID cards look like upside-down Bengali");
+        assert!(!trust_orientation(&o(180, 5.0, "Latin")), "a weak half turn is not trusted");
+        assert!(trust_orientation(&o(180, 9.0, "Latin")));
+        assert!(!trust_orientation(&o(0, 12.0, "Latin")));
+    }
+
+    #[test]
+    fn a_png_header_gives_its_dimensions_and_other_bytes_none() {
+        let mut png = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut png)
+            .write_image(&[0u8; 6 * 3], 3, 2, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        assert_eq!(png_dimensions(&png), Some((3, 2)));
+        assert_eq!(png_dimensions(b"GIF89a..................."), None);
+    }
 }

@@ -51,6 +51,8 @@ const FOOTER_BASELINE: f32 = 284.0 * MM;
 /// Follow pages: header line (reference, page number), then the body.
 const FOLLOW_HEADER_BASELINE: f32 = 15.0 * MM;
 const FOLLOW_BODY_TOP: f32 = 25.0 * MM;
+/// A subject is a line or two; more would push the body off page 1.
+pub(crate) const MAX_SUBJECT_LINES: usize = 4;
 /// Letters longer than this are refused (a pasted document, not a letter).
 pub(crate) const MAX_PAGES: usize = 30;
 /// Lines that must stay together at a break: a paragraph leaves at least
@@ -338,8 +340,11 @@ pub(crate) fn layout(doc: &LetterDocument, fonts: &Fonts) -> Result<Vec<Page>, L
     // Subject: two blank lines below the address field or the information
     // block, whichever ends lower (DIN 5008 Form B: 98.4 mm at the earliest).
     let mut y = (FIELD_TOP + FIELD_H).max(info_bottom) + 2.0 * 4.23 * MM;
-    let subject = clean_line(&doc.subject);
-    for line in m.wrap(Style::Bold, BODY_SIZE, &subject, RIGHT - LEFT) {
+    let subject = m.wrap(Style::Bold, BODY_SIZE, &clean_line(&doc.subject), RIGHT - LEFT);
+    if subject.len() > MAX_SUBJECT_LINES {
+        return Err(LetterError::SubjectTooLong { lines: subject.len(), max: MAX_SUBJECT_LINES });
+    }
+    for line in subject {
         let baseline = m.baseline(Style::Bold, BODY_SIZE, BODY_LEADING, y);
         first.items.push(text(LEFT, baseline, Style::Bold, BODY_SIZE, line));
         y += BODY_LEADING;

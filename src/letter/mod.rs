@@ -13,7 +13,8 @@
 //! margins 25 mm left and 20 mm right
 //! (<https://www.sekretaria.de/bueroorganisation/korrespondenz/din-5008/seitenrand/>);
 //! fold marks at 105 and 210 mm and the hole mark at 148.5 mm
-//! (<https://de.wikipedia.org/wiki/Falzmarke>, citing DIN 5008:2020-03 § 19).
+//! (<https://de.wiki.li/Falzmarke>, a copy of the German Wikipedia article,
+//! citing DIN 5008:2020-03 section 19).
 //!
 //! Everything in a `LetterDocument` is data: applicant names and addresses
 //! are printed as text, never interpreted. Entry points: `Fonts::load`
@@ -97,6 +98,8 @@ pub enum LetterError {
     EmptyAddress,
     #[error("the recipient address needs {lines} lines; the DIN 5008 address field holds {max}")]
     AddressTooLong { lines: usize, max: usize },
+    #[error("the subject needs {lines} lines; at most {max} fit")]
+    SubjectTooLong { lines: usize, max: usize },
     #[error("the letter has no text")]
     EmptyBody,
     #[error("the letter would be longer than {max_pages} pages")]
@@ -113,6 +116,9 @@ impl LetterError {
             LetterError::AddressTooLong { lines, max } => format!(
                 "Die Anschrift braucht {lines} Zeilen; im Anschriftfeld nach DIN 5008 ist Platz für {max}. Bitte kürzen Sie die Anschrift."
             ),
+            LetterError::SubjectTooLong { lines, max } => {
+                format!("Der Betreff braucht {lines} Zeilen; es passen höchstens {max}. Bitte kürzen Sie den Betreff.")
+            }
             LetterError::EmptyBody => "Das Schreiben hat keinen Text.".into(),
             LetterError::TooLong { max_pages } => {
                 format!("Das Schreiben wäre länger als {max_pages} Seiten. Bitte kürzen Sie den Text.")

@@ -47,7 +47,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     // The page renderer is this crate's binary started as a child.
     let renderer = nachweis::extract::render::PageRenderer::new(
         PathBuf::from(env!("CARGO_BIN_EXE_nachweis")),
-        nachweis::extract::render::PageRenderer::limits(),
+        nachweis::extract::render::PageRenderer::default_limits(),
     );
     let pages: Arc<dyn nachweis::web::PageImages> = Arc::new(nachweis::web::page_images::HighlightedPages::new(renderer));
     Arc::get_mut(&mut state).expect("fresh state").pages = Some(pages);
