@@ -2,6 +2,7 @@
 //! `tower::ServiceExt::oneshot`), on a fresh SQLite database per test with
 //! cases made by the real pipeline from fixture bundles.
 mod api;
+mod accessibility;
 mod auth;
 mod helpers;
 mod review;
