@@ -220,6 +220,33 @@ async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browse
     })
     .await;
 
+    step(&client, "01b-keyboard-order", async {
+        // The first Tab reaches the skip link; following it lands in the main content.
+        let body = client.find(Locator::Css("body")).await.map_err(cmd)?;
+        body.send_keys(&char::from(fantoccini::key::Key::Tab).to_string()).await.map_err(cmd)?;
+        let first = client.active_element().await.map_err(cmd)?;
+        let label = first.text().await.map_err(cmd)?;
+        if label != "Zum Inhalt springen" {
+            return Err(format!("the first focus stop is {label:?}, not the skip link"));
+        }
+        first.send_keys(&char::from(fantoccini::key::Key::Enter).to_string()).await.map_err(cmd)?;
+        let after = client.active_element().await.map_err(cmd)?.attr("id").await.map_err(cmd)?;
+        if after.as_deref() != Some("inhalt") {
+            return Err(format!("after the skip link the focus is on {after:?}, not on the main content"));
+        }
+        // Then the filters, in reading order.
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            client.active_element().await.map_err(cmd)?.send_keys(&char::from(fantoccini::key::Key::Tab).to_string()).await.map_err(cmd)?;
+            order.push(client.active_element().await.map_err(cmd)?.attr("id").await.map_err(cmd)?.unwrap_or_default());
+        }
+        if order != ["f-verfahren", "f-ergebnis", "f-status"] {
+            return Err(format!("focus order after the skip link: {order:?}"));
+        }
+        Ok(())
+    })
+    .await;
+
     step(&client, "02-claim-from-queue", async {
         let button = client.find(Locator::Css(&format!("button[aria-label='Fall {case_id} übernehmen']"))).await.map_err(cmd)?;
         button.click().await.map_err(cmd)?;
