@@ -5,8 +5,9 @@
 //! local server) answers — each with the real report and draft of a fixture
 //! bundle checked by the real pipeline, then times requests through the
 //! router in-process (what `Server-Timing` reports: no network, no browser).
-//! The baseline row is the stylesheet, a static response through the same
-//! middleware; every other row is also given as a multiple of it.
+//! The baseline row is the sign-in page: a rendered template through the
+//! same middleware, without the database; every other row is also given as
+//! a multiple of it, which shows what the database queries add.
 //!
 //! Run: `cargo bench --bench web` (release build). Target: every page
 //! under 100 ms at p95.
@@ -180,7 +181,7 @@ async fn run(backend: &str, database_url: &str, t: &Template) {
     let cookie = format!("{}={signed}", nachweis::web::auth::session_cookie(true));
     let router = nachweis::web::app(state);
     let rows = vec![
-        measure(&router, &cookie, "baseline: stylesheet (static)", "/static/app.css").await,
+        measure(&router, &cookie, "baseline: sign-in page (no database)", "/anmelden").await,
         measure(&router, &cookie, "queue, first page", "/faelle").await,
         measure(&router, &cookie, "queue, filtered and sorted", "/faelle?ergebnis=incomplete&bearbeitung=niemand&sortierung=ergebnis&richtung=ab").await,
         measure(&router, &cookie, "queue, page 80 (offset 3950)", "/faelle?seite=80").await,

@@ -583,31 +583,48 @@ fn order_by(query: &QueueQuery) -> String {
     format!("ORDER BY {key} {dir}, c.case_id {dir}")
 }
 
-/// The `WHERE` of a queue query; parameters $1..$7 are bound in `bind_queue`.
-const QUEUE_WHERE: &str = "WHERE COALESCE(c.tenant, $1) = $2
-       AND (CAST($3 AS TEXT) IS NULL OR c.procedure = $3)
-       AND (CAST($4 AS TEXT) IS NULL OR c.verdict = $4)
-       AND ($5 = 'all'
-            OR ($5 = 'open' AND c.review_status = 'pending_review')
-            OR ($5 = 'decided' AND c.review_status IN ('approved', 'rejected', 'closed_complete')))
-       AND ($6 = '*' OR ($6 = '' AND c.assignee IS NULL) OR c.assignee = $6)
-       AND (CAST($7 AS TEXT) IS NULL OR c.received_at <= $7)
-       AND (CAST($8 AS TEXT) IS NULL OR c.received_at >= $8)";
-
-fn status_param(s: StatusFilter) -> &'static str {
-    match s {
-        StatusFilter::Open => "open",
-        StatusFilter::Decided => "decided",
-        StatusFilter::All => "all",
-    }
+/// A value bound into a queue query.
+enum QueueParam {
+    Text(String),
+    Time(DateTime<Utc>),
 }
 
-fn assignee_param(a: &AssigneeFilter) -> String {
-    match a {
-        AssigneeFilter::Anyone => "*".into(),
-        AssigneeFilter::Nobody => String::new(),
-        AssigneeFilter::User(u) => u.clone(),
+/// The `WHERE` clause of a queue query with only the filters in use, and
+/// its parameters in placeholder order. Built per query rather than with
+/// `$n IS NULL OR …` so that PostgreSQL plans each shape with its indexes
+/// (the queue stays fast with many cases). Only fixed fragments reach SQL.
+fn queue_filter(scope: Scope<'_>, q: &QueueQuery) -> (String, Vec<QueueParam>) {
+    let mut conditions = Vec::new();
+    let mut params = Vec::new();
+    let mut next = |p: QueueParam, params: &mut Vec<QueueParam>| {
+        params.push(p);
+        format!("${}", params.len())
+    };
+    let t = next(QueueParam::Text(scope.tenant.to_string()), &mut params);
+    conditions.push(if scope.tenant == scope.default_tenant { format!("(c.tenant = {t} OR c.tenant IS NULL)") } else { format!("c.tenant = {t}") });
+    if let Some(p) = &q.procedure {
+        conditions.push(format!("c.procedure = {}", next(QueueParam::Text(p.clone()), &mut params)));
     }
+    if let Some(v) = &q.verdict {
+        conditions.push(format!("c.verdict = {}", next(QueueParam::Text(v.clone()), &mut params)));
+    }
+    match q.status {
+        StatusFilter::Open => conditions.push("c.review_status = 'pending_review'".into()),
+        StatusFilter::Decided => conditions.push("c.review_status IN ('approved', 'rejected', 'closed_complete')".into()),
+        StatusFilter::All => {}
+    }
+    match &q.assignee {
+        AssigneeFilter::Anyone => {}
+        AssigneeFilter::Nobody => conditions.push("c.assignee IS NULL".into()),
+        AssigneeFilter::User(u) => conditions.push(format!("c.assignee = {}", next(QueueParam::Text(u.clone()), &mut params))),
+    }
+    if let Some(t) = q.received_before {
+        conditions.push(format!("c.received_at <= {}", next(QueueParam::Time(t), &mut params)));
+    }
+    if let Some(t) = q.received_after {
+        conditions.push(format!("c.received_at >= {}", next(QueueParam::Time(t), &mut params)));
+    }
+    (format!("WHERE {}", conditions.join(" AND ")), params)
 }
 
 /// The audit detail of a decision: ids, versions and hashes, no personal data.
@@ -837,41 +854,30 @@ macro_rules! review_store {
             }
 
             async fn review_queue(&self, scope: Scope<'_>, q: &QueueQuery) -> Result<QueuePage, StoreError> {
+                let (filter, params) = queue_filter(scope, q);
+                let n = params.len();
                 let select = format!(
                     "SELECT c.case_id, c.procedure, c.tenant, c.verdict, c.review_status, c.assignee,
                             c.received_at, c.updated_at,
                             d.draft_id, d.version AS draft_version, d.kind AS draft_kind
                        FROM cases c
                        LEFT JOIN drafts d ON d.case_id = c.case_id AND d.status = 'pending_review'
-                      {QUEUE_WHERE} {} LIMIT $9 OFFSET $10",
-                    order_by(q)
+                      {filter} {} LIMIT ${} OFFSET ${}",
+                    order_by(q),
+                    n + 1,
+                    n + 2
                 );
-                let rows: Vec<QueueRow> = sqlx::query_as(sqlx::AssertSqlSafe(select))
-                    .bind(scope.default_tenant)
-                    .bind(scope.tenant)
-                    .bind(&q.procedure)
-                    .bind(&q.verdict)
-                    .bind(status_param(q.status))
-                    .bind(assignee_param(&q.assignee))
-                    .bind(q.received_before.map($ts))
-                    .bind(q.received_after.map($ts))
-                    .bind(q.limit)
-                    .bind(q.offset)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err($map_err)?;
-                let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM cases c {QUEUE_WHERE}")))
-                    .bind(scope.default_tenant)
-                    .bind(scope.tenant)
-                    .bind(&q.procedure)
-                    .bind(&q.verdict)
-                    .bind(status_param(q.status))
-                    .bind(assignee_param(&q.assignee))
-                    .bind(q.received_before.map($ts))
-                    .bind(q.received_after.map($ts))
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err($map_err)?;
+                let mut rows_query = sqlx::query_as::<_, QueueRow>(sqlx::AssertSqlSafe(select));
+                let count = format!("SELECT COUNT(*) FROM cases c {filter}");
+                let mut count_query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count));
+                for p in &params {
+                    (rows_query, count_query) = match p {
+                        QueueParam::Text(t) => (rows_query.bind(t.clone()), count_query.bind(t.clone())),
+                        QueueParam::Time(at) => (rows_query.bind($ts(*at)), count_query.bind($ts(*at))),
+                    };
+                }
+                let rows = rows_query.bind(q.limit).bind(q.offset).fetch_all(&self.pool).await.map_err($map_err)?;
+                let total = count_query.fetch_one(&self.pool).await.map_err($map_err)?;
                 Ok(QueuePage { rows, total })
             }
 

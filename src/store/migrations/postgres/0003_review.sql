@@ -9,7 +9,8 @@ ALTER TABLE cases ADD COLUMN claimed_at TIMESTAMPTZ;
 ALTER TABLE cases ADD COLUMN received_at TIMESTAMPTZ;
 UPDATE cases SET received_at = (SELECT MIN(b.received_at) FROM bundles b WHERE b.case_id = cases.case_id);
 
-CREATE INDEX cases_by_tenant_received ON cases (tenant, received_at);
+-- The review queue: open cases of a tenant, oldest received first.
+CREATE INDEX cases_queue ON cases (tenant, review_status, received_at, case_id);
 CREATE INDEX cases_by_assignee ON cases (assignee);
 
 -- The check report a draft was made from (corrections re-run the check, so
