@@ -596,7 +596,7 @@ enum QueueParam {
 fn queue_filter(scope: Scope<'_>, q: &QueueQuery) -> (String, Vec<QueueParam>) {
     let mut conditions = Vec::new();
     let mut params = Vec::new();
-    let mut next = |p: QueueParam, params: &mut Vec<QueueParam>| {
+    let next = |p: QueueParam, params: &mut Vec<QueueParam>| {
         params.push(p);
         format!("${}", params.len())
     };
