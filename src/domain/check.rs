@@ -8,11 +8,11 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::bundle::{Child, Manifest};
+use super::bundle::{Manifest, Member};
 use super::catalogue::Catalogue;
 use super::classify::Segment;
 use super::dates::date_de;
-use super::schema::{Accept, Condition, ProcedureSchema, Requirement};
+use super::schema::{Accept, CHILDREN, Condition, ProcedureSchema, Requirement};
 use super::text::contains_name;
 
 /// The verdict on one requirement (DESIGN §4).
@@ -55,6 +55,12 @@ pub struct Finding {
     pub label: String,
     /// Index into the manifest's children for per-child requirements.
     pub child: Option<usize>,
+    /// For requirements checked per person of another list (`for_each`):
+    /// the list's name and the index into `persons.<list>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<usize>,
     pub verdict: RequirementVerdict,
     /// Indices into the report's segments that this verdict rests on.
     pub segments: Vec<usize>,
@@ -87,20 +93,42 @@ enum Truth {
     Unknown(String),
 }
 
-fn evaluate(c: &Condition, manifest: &Manifest, child: Option<&Child>, on: NaiveDate) -> Truth {
+fn evaluate(c: &Condition, manifest: &Manifest, person: Option<&Member<'_>>, on: NaiveDate) -> Truth {
     let b = |v: bool| if v { Truth::Yes } else { Truth::No };
+    let age = |p: Option<&Member<'_>>| -> Result<u32, Truth> {
+        match p.and_then(|p| p.birth_date) {
+            Some(d) => Ok(age_on(d, on)),
+            None => Err(Truth::Unknown(format!(
+                "das Geburtsdatum von {} fehlt im Antrag",
+                p.map(member_name).unwrap_or_else(|| "der Person".to_string())
+            ))),
+        }
+    };
     match c {
         Condition::Fact { fact, equals } => match manifest.facts.get(fact) {
             None | Some(Value::Null) => Truth::Unknown(format!("die Angabe „{fact}“ fehlt im Antrag")),
             Some(v) => b(v == equals),
         },
-        Condition::ChildAgeAtLeast(n) => b(child.is_some_and(|c| age_on(c.birth_date, on) >= *n)),
-        Condition::ChildAgeBelow(n) => b(child.is_some_and(|c| age_on(c.birth_date, on) < *n)),
+        Condition::PersonFact { fact, equals } => match person.and_then(|p| p.facts).and_then(|f| f.get(fact)) {
+            None | Some(Value::Null) => Truth::Unknown(format!(
+                "die Angabe „{fact}“ zu {} fehlt im Antrag",
+                person.map(member_name).unwrap_or_else(|| "der Person".to_string())
+            )),
+            Some(v) => b(v == equals),
+        },
+        Condition::PersonAgeAtLeast(n) => match age(person) {
+            Ok(a) => b(a >= *n),
+            Err(t) => t,
+        },
+        Condition::PersonAgeBelow(n) => match age(person) {
+            Ok(a) => b(a < *n),
+            Err(t) => t,
+        },
         Condition::AnyChildAgeAtLeast(n) => b(manifest.children.iter().any(|c| age_on(c.birth_date, on) >= *n)),
         Condition::All(v) => {
             let mut unknown = None;
             for c in v {
-                match evaluate(c, manifest, child, on) {
+                match evaluate(c, manifest, person, on) {
                     Truth::No => return Truth::No,
                     Truth::Unknown(w) => unknown = Some(w),
                     Truth::Yes => {}
@@ -111,7 +139,7 @@ fn evaluate(c: &Condition, manifest: &Manifest, child: Option<&Child>, on: Naive
         Condition::Any(v) => {
             let mut unknown = None;
             for c in v {
-                match evaluate(c, manifest, child, on) {
+                match evaluate(c, manifest, person, on) {
                     Truth::Yes => return Truth::Yes,
                     Truth::Unknown(w) => unknown = Some(w),
                     Truth::No => {}
@@ -119,7 +147,7 @@ fn evaluate(c: &Condition, manifest: &Manifest, child: Option<&Child>, on: Naive
             }
             unknown.map_or(Truth::No, Truth::Unknown)
         }
-        Condition::Not(c) => match evaluate(c, manifest, child, on) {
+        Condition::Not(c) => match evaluate(c, manifest, person, on) {
             Truth::Yes => Truth::No,
             Truth::No => Truth::Yes,
             u => u,
@@ -127,7 +155,7 @@ fn evaluate(c: &Condition, manifest: &Manifest, child: Option<&Child>, on: Naive
     }
 }
 
-fn child_name(c: &Child) -> String {
+fn member_name(c: &Member<'_>) -> String {
     format!("{} {}", c.given_name, c.family_name)
 }
 
@@ -226,8 +254,12 @@ pub fn check(manifest: &Manifest, segments: &[Segment], schema: &ProcedureSchema
     let on = manifest.received_on();
     let mut findings = Vec::new();
     for req in &schema.requirements {
-        let targets: Vec<Option<usize>> =
-            if req.per_child { (0..manifest.children.len()).map(Some).collect() } else { vec![None] };
+        let members = req.for_each.as_deref().map(|l| manifest.members(l));
+        let targets: Vec<Option<usize>> = match &members {
+            Some(m) => (0..m.len()).map(Some).collect(),
+            None => vec![None],
+        };
+        let is_children = req.for_each.as_deref() == Some(CHILDREN);
         // Unreadable uploads the applicant meant for this requirement.
         let unreadable: Vec<usize> = segments
             .iter()
@@ -237,11 +269,13 @@ pub fn check(manifest: &Manifest, segments: &[Segment], schema: &ProcedureSchema
             .map(|(i, _)| i)
             .collect();
         for target in targets {
-            let child = target.map(|i| &manifest.children[i]);
+            let person = target.and_then(|i| members.as_ref().map(|m| &m[i]));
             let base = |verdict, segments, reason, date| Finding {
                 id: req.id.clone(),
                 label: req.label.clone(),
-                child: target,
+                child: target.filter(|_| is_children),
+                list: req.for_each.clone().filter(|_| !is_children),
+                person: target.filter(|_| !is_children),
                 verdict,
                 segments,
                 reason,
@@ -249,12 +283,15 @@ pub fn check(manifest: &Manifest, segments: &[Segment], schema: &ProcedureSchema
                 unreadable_uploads: Vec::new(),
             };
             if let Some(cond) = &req.when {
-                match evaluate(cond, manifest, child, on) {
+                match evaluate(cond, manifest, person, on) {
                     Truth::No => {
                         findings.push(base(
                             RequirementVerdict::NotApplicable,
                             Vec::new(),
-                            format!("Nicht erforderlich, weil nicht zutrifft: {}", cond.describe(&schema.procedure.facts)),
+                            format!(
+                                "Nicht erforderlich, weil nicht zutrifft: {}",
+                                cond.describe(&schema.procedure, req.for_each.as_deref())
+                            ),
                             None,
                         ));
                         continue;
@@ -276,40 +313,37 @@ pub fn check(manifest: &Manifest, segments: &[Segment], schema: &ProcedureSchema
                 .enumerate()
                 .filter(|(_, s)| s.is_readable() && req.accepts.iter().any(|a| a.doc_type == s.doc_type))
                 .collect();
-            let mut finding = match (req.match_child_name, child) {
-                (true, Some(c)) => {
-                    let mine: Vec<(usize, &Segment)> = typed
-                        .iter()
-                        .filter(|(_, s)| contains_name(&s.folded_text, &c.given_name) && contains_name(&s.folded_text, &c.family_name))
-                        .copied()
-                        .collect();
-                    // A document naming another child of this bundle is that child's.
-                    let others: Vec<&Child> = manifest.children.iter().filter(|o| !std::ptr::eq(*o, c)).collect();
+            let mut finding = match (req.match_name, person, target) {
+                (true, Some(c), Some(index)) => {
+                    let names = |s: &Segment, m: &Member<'_>| {
+                        contains_name(&s.folded_text, m.given_name) && contains_name(&s.folded_text, m.family_name)
+                    };
+                    let mine: Vec<(usize, &Segment)> = typed.iter().filter(|(_, s)| names(s, c)).copied().collect();
+                    // A document naming another person of the same list is that person's.
+                    let all = members.as_deref().unwrap_or(&[]);
+                    let others: Vec<&Member<'_>> = all.iter().enumerate().filter(|(j, _)| *j != index).map(|(_, m)| m).collect();
                     let unassigned: Vec<(usize, &Segment)> = typed
                         .iter()
                         .filter(|(i, _)| !mine.iter().any(|(j, _)| j == i))
-                        .filter(|(_, s)| {
-                            !others.iter().any(|o| {
-                                contains_name(&s.folded_text, &o.given_name) && contains_name(&s.folded_text, &o.family_name)
-                            })
-                        })
+                        .filter(|(_, s)| !others.iter().any(|o| names(s, o)))
                         .copied()
                         .collect();
                     let (verdict, segs, reason, date) = judge(req, &mine, on, catalogue);
                     if verdict == RequirementVerdict::Missing && !unassigned.is_empty() {
+                        let whose = if is_children { "des Kindes" } else { "der Person" };
                         base(
                             RequirementVerdict::Uncertain,
                             unassigned.iter().map(|(i, _)| *i).collect(),
                             format!(
-                                "{} liegt vor, aber der Name des Kindes ({}) ist darauf nicht zu finden; bitte prüfen",
+                                "{} liegt vor, aber der Name {whose} ({}) ist darauf nicht zu finden; bitte prüfen",
                                 catalogue.label(&unassigned[0].1.doc_type),
-                                child_name(c)
+                                member_name(c)
                             ),
                             None,
                         )
                     } else {
                         let reason = if verdict == RequirementVerdict::Missing {
-                            format!("{reason} für {}", child_name(c))
+                            format!("{reason} für {}", member_name(c))
                         } else {
                             reason
                         };
@@ -318,6 +352,10 @@ pub fn check(manifest: &Manifest, segments: &[Segment], schema: &ProcedureSchema
                 }
                 _ => {
                     let (verdict, segs, reason, date) = judge(req, &typed, on, catalogue);
+                    let reason = match (verdict, person) {
+                        (RequirementVerdict::Missing, Some(p)) => format!("{reason} für {}", member_name(p)),
+                        _ => reason,
+                    };
                     base(verdict, segs, reason, date)
                 }
             };

@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod check;
 pub mod classify;
 pub mod dates;
+pub mod diagnostics;
 pub mod document;
 pub mod draft;
 pub mod schema;
