@@ -28,7 +28,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A `Store` over a PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PostgresStore {
@@ -377,7 +377,7 @@ impl Store for PostgresStore {
 /// Appends one entry to the audit chain inside the caller's transaction.
 /// The head row stays locked until the caller commits, so concurrent
 /// appenders take turns and each links to the previous committed entry.
-async fn append_audit(conn: &mut PgConnection, mut entry: AuditEntry) -> Result<(), sqlx::Error> {
+pub(super) async fn append_audit(conn: &mut PgConnection, mut entry: AuditEntry) -> Result<(), sqlx::Error> {
     let (last_id, last_hash): (i64, String) =
         sqlx::query_as("SELECT last_id, last_hash FROM audit_head WHERE singleton FOR UPDATE")
             .fetch_one(&mut *conn)
@@ -423,7 +423,7 @@ fn is_transient_sqlstate(code: &str) -> bool {
 }
 
 /// Maps a sqlx error to the store boundary by SQLSTATE and error kind.
-fn map_err(error: sqlx::Error) -> StoreError {
+pub(super) fn map_err(error: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &error
         && db.code().is_some_and(|code| is_transient_sqlstate(&code))
     {

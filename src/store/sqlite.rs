@@ -30,7 +30,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 /// A `Store` over one SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -380,7 +380,7 @@ impl Store for SqliteStore {
 /// Appends one entry to the audit chain inside the caller's transaction.
 /// The caller holds SQLite's write lock, so reading and advancing the head
 /// cannot interleave with another writer.
-async fn append_audit(
+pub(super) async fn append_audit(
     conn: &mut SqliteConnection,
     mut entry: AuditEntry,
 ) -> Result<(), sqlx::Error> {
@@ -417,7 +417,7 @@ async fn append_audit(
 
 /// Timestamps are stored as fixed-width RFC 3339 text in UTC with
 /// microseconds, so that ordering by the column orders by time.
-fn ts(at: DateTime<Utc>) -> String {
+pub(super) fn ts(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
@@ -430,7 +430,7 @@ const SQLITE_CANTOPEN: i64 = 14;
 
 /// Maps a sqlx error to the store boundary: a lock held past the busy
 /// timeout or an unreachable file is worth a retry, the rest is not.
-fn map_err(error: sqlx::Error) -> StoreError {
+pub(super) fn map_err(error: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &error {
         let primary = db
             .code()
