@@ -57,6 +57,9 @@ pub struct Settings {
     /// How long `run` lets in-flight bundles finish after SIGTERM/SIGINT
     /// before it closes the channel (unfinished ones are redelivered).
     pub shutdown_grace_secs: u64,
+    /// How often a running worker reloads the active schema versions from
+    /// the database (a refused version never replaces a serving one).
+    pub schema_reload_secs: u64,
 }
 
 impl Default for Settings {
@@ -76,6 +79,7 @@ impl Default for Settings {
             amqp_prefix: "nachweis".into(),
             amqp_delivery_limit: 5,
             shutdown_grace_secs: 30,
+            schema_reload_secs: 30,
         }
     }
 }
@@ -135,6 +139,12 @@ impl Settings {
             self.shutdown_grace_secs = v
                 .parse()
                 .map_err(|_| ConfigError::Env { name: "NACHWEIS_SHUTDOWN_GRACE_SECS", message: "must be a whole number of seconds".into() })?;
+        }
+        if let Some(v) = get("NACHWEIS_SCHEMA_RELOAD_SECS") {
+            self.schema_reload_secs = v.parse().ok().filter(|n| *n > 0).ok_or(ConfigError::Env {
+                name: "NACHWEIS_SCHEMA_RELOAD_SECS",
+                message: "must be a positive whole number of seconds".into(),
+            })?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod extract;
 pub mod intake;
 pub mod queue;
+pub mod schemas;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -6,51 +6,27 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::domain::schema::{SchemaError, SchemaSet, SourceFile};
+use crate::domain::schema::{SchemaError, SchemaSet};
+use crate::schemas::SchemaSources;
+use crate::store::SchemaRegistry;
 use crate::extract::Extractor;
 use crate::extract::sandbox::{Limits, SandboxExtractor};
 use crate::store::Store;
 use crate::worker::Pipeline;
 
-fn read(path: &Path) -> anyhow::Result<SourceFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(SourceFile { origin: path.display().to_string(), text })
-}
-
-fn toml_files(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    let mut out = Vec::new();
-    if dir.is_dir() {
-        for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-            let p = e?.path();
-            if p.extension().is_some_and(|x| x == "toml") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// Reads and validates every schema under `dir`:
 /// `document_types.toml`, `procedures/*.toml`, `overlays/<tenant>/*.toml`.
+/// Warnings are logged; any error stops start-up with all of them listed.
 pub fn load_schemas(dir: &Path) -> anyhow::Result<SchemaSet> {
-    let catalogue = read(&dir.join("document_types.toml"))?;
-    let procedures = toml_files(&dir.join("procedures"))?.iter().map(|p| read(p)).collect::<anyhow::Result<Vec<_>>>()?;
-    let mut overlays = Vec::new();
-    let overlay_root = dir.join("overlays");
-    if overlay_root.is_dir() {
-        let mut tenants: Vec<_> = std::fs::read_dir(&overlay_root)?.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
-        tenants.sort();
-        for t in tenants {
-            for p in toml_files(&t)? {
-                overlays.push(read(&p)?);
-            }
-        }
-    }
-    SchemaSet::build(&catalogue, &procedures, &overlays).map_err(|errors| {
+    let sources = SchemaSources::read_dir(dir)?;
+    let set = sources.build().map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(SchemaError::to_string).collect();
         anyhow::anyhow!("invalid schemas:\n  {}", lines.join("\n  "))
-    })
+    })?;
+    for w in &set.warnings {
+        tracing::warn!(message = "Schema warning.", warning = %w);
+    }
+    Ok(set)
 }
 
 /// The extractor: this binary started as a sandboxed child per document.
@@ -63,7 +39,7 @@ pub fn extractor(settings: &Settings) -> anyhow::Result<Arc<dyn Extractor>> {
 /// The pipeline: schemas plus extractor.
 pub fn pipeline(settings: &Settings) -> anyhow::Result<Arc<Pipeline>> {
     let schemas = load_schemas(&settings.schemas_dir)?;
-    Ok(Arc::new(Pipeline { schemas, extractor: extractor(settings)?, settings: settings.clone() }))
+    Ok(Arc::new(Pipeline { schemas: schemas.into(), extractor: extractor(settings)?, settings: settings.clone() }))
 }
 
 /// Opens (creating if needed) and migrates the store.
@@ -78,4 +54,44 @@ pub async fn store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     crate::store::connect(&settings.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", settings.redacted_database_url()))
+}
+
+/// Opens the store and its schema registry over one pool, migrated.
+pub async fn store_and_registry(settings: &Settings) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn SchemaRegistry>)> {
+    if let Some(path) = settings.database_url.strip_prefix("sqlite://") {
+        let file = path.split('?').next().unwrap_or(path);
+        if let Some(parent) = Path::new(file).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+    }
+    crate::store::connect_with_registry(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", settings.redacted_database_url()))
+}
+
+/// Stores the shipped schemas as first versions where the database has none
+/// (see `schemas::seed`) and logs what it added.
+pub async fn seed_schemas(settings: &Settings, registry: &dyn SchemaRegistry) -> anyhow::Result<()> {
+    let sources = SchemaSources::read_dir(&settings.schemas_dir)?;
+    let added = crate::schemas::seed(registry, &sources).await?;
+    if !added.is_empty() {
+        tracing::info!(message = "Shipped schemas stored as first versions.", versions = %added.join(", "));
+    }
+    Ok(())
+}
+
+/// Makes the pipeline check with the registry's active versions: seeds the
+/// shipped files where the database has none, loads the active versions
+/// once (the files validated at start-up serve until then and whenever a
+/// version is refused), and with `reload_every` starts the periodic reload.
+pub async fn use_registry_schemas(
+    settings: &Settings,
+    pipeline: &Pipeline,
+    registry: Arc<dyn SchemaRegistry>,
+    reload_every: Option<std::time::Duration>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    seed_schemas(settings, registry.as_ref()).await?;
+    let status = crate::schemas::reload(&pipeline.schemas, registry.as_ref()).await?;
+    tracing::info!(message = "Schemas from the registry.", serving = %status.serving.join(", "), refused = status.refused.len());
+    Ok(reload_every.map(|every| crate::schemas::spawn_reloader(pipeline.schemas.clone(), registry, every)))
 }

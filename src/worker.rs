@@ -12,7 +12,6 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::domain::bundle::Manifest;
 use crate::domain::document::ExtractedDocument;
-use crate::domain::schema::SchemaSet;
 use crate::domain::{self, Context, Report};
 use crate::extract::Extractor;
 use crate::intake::{IntakeBundle, IntakeError};
@@ -20,7 +19,9 @@ use crate::store::{BundleResult, NewDraft, RecordOutcome, Store, StoreError, Sto
 
 /// Everything needed to check a bundle, shared by all workers.
 pub struct Pipeline {
-    pub schemas: SchemaSet,
+    /// The schemas in force; a running worker's reloader swaps them (see
+    /// `schemas::LiveSchemas`), each bundle is checked with one set.
+    pub schemas: crate::schemas::LiveSchemas,
     pub extractor: Arc<dyn Extractor>,
     pub settings: Settings,
 }
@@ -77,32 +78,17 @@ pub fn check_bundle(
     today: NaiveDate,
 ) -> Result<(Report, Vec<ExtractedDocument>), JobError> {
     let manifest = &bundle.manifest;
-    let schema = pipeline
-        .schemas
+    let schemas = pipeline.schemas.current();
+    let schema = schemas
         .for_bundle(&manifest.procedure, manifest.tenant.as_deref())
         .ok_or_else(|| JobError::Reject(format!("unknown procedure {:?}", manifest.procedure)))?;
     let mut extracted = pipeline.extractor.extract_all(&bundle.files_to_extract());
     extracted.extend(bundle.intake_failures());
     sanitise(&mut extracted);
     // Late documents: the case is checked as a whole, earlier uploads first.
-    let mut combined = manifest.clone();
-    let mut all_docs = Vec::new();
-    if !earlier.is_empty() {
-        let mut docs = Vec::new();
-        for (m, e) in earlier {
-            if let Some(mut d) = m.documents.iter().find(|d| d.document_id == e.document_id).cloned() {
-                let qualified = format!("{}/{}", m.bundle_id, d.document_id);
-                d.document_id = qualified.clone();
-                docs.push(d);
-                all_docs.push(ExtractedDocument { document_id: qualified, ..e.clone() });
-            }
-        }
-        docs.extend(manifest.documents.iter().cloned());
-        combined.documents = docs;
-    }
-    all_docs.extend(extracted.iter().cloned());
+    let (combined, all_docs) = domain::combine_case(manifest, &extracted, earlier);
     let letterhead = pipeline.settings.letterhead_for(manifest.tenant.as_deref());
-    let ctx = Context { schema, catalogue: &pipeline.schemas.catalogue, letterhead, today, case_reference };
+    let ctx = Context { schema, catalogue: &schemas.catalogue, letterhead, today, case_reference };
     // The core is pure and tested never to panic; should a bug still make it
     // panic on some input, that bundle is rejected (dead-lettered with the
     // reason) instead of being retried forever or taking the worker down.
@@ -190,7 +176,9 @@ pub async fn process_one(
         case_id: bundle.manifest.case_id.as_ref().map(|_| case_id.clone()),
         procedure: bundle.manifest.procedure.clone(),
         tenant: bundle.manifest.tenant.clone(),
-        schema_version: report.schema_version.clone(),
+        // The stored version id (`uvg@3`) when the schema came from the
+        // registry: it names the exact text the check can be re-run with.
+        schema_version: report.schema_version_id.clone().unwrap_or_else(|| report.schema_version.clone()),
         received_at: bundle.manifest.received_at,
         verdict: report.verdict.as_str().to_string(),
         manifest: bundle.raw_manifest.clone(),

@@ -21,7 +21,7 @@ fn root() -> PathBuf {
 fn pipeline() -> Pipeline {
     let schemas = nachweis::startup::load_schemas(&root().join("schemas")).expect("schemas are valid");
     let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
-    Pipeline { schemas, extractor: Arc::new(extractor), settings: Settings::default() }
+    Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings: Settings::default() }
 }
 
 fn bundles() -> Vec<PathBuf> {

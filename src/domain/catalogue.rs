@@ -56,6 +56,9 @@ pub struct DocumentType {
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     pub version: String,
+    /// The stored catalogue version (`catalogue@2`) when loaded from the
+    /// database's schema registry.
+    pub version_id: Option<String>,
     pub min_confidence: f64,
     pub evidence_scale: f64,
     pub types: Vec<DocumentType>,
@@ -243,7 +246,7 @@ impl Catalogue {
         if d.has_errors() {
             return Err(d.found);
         }
-        Ok((Catalogue { version, min_confidence, evidence_scale, types, labels }, d.found))
+        Ok((Catalogue { version, version_id: None, min_confidence, evidence_scale, types, labels }, d.found))
     }
 
     /// Whether `id` is a catalogue id that verdicts may report.

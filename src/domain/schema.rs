@@ -221,7 +221,7 @@ fn merge(base: &mut toml::Table, overlay: &toml::Table) {
 }
 
 /// A schema source file's text and where it came from (for error messages).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SourceFile {
     pub origin: String,
     pub text: String,
@@ -411,6 +411,8 @@ fn procedure_meta(table: &toml::Table, d: &mut Diagnostics<'_>) -> Option<Proced
     if let Some(i) = &id {
         if !valid_id(i) {
             d.error("procedure.id", Mark::Value, format!("Die Verfahrens-id „{i}“ darf nur Kleinbuchstaben, Ziffern, _ und - enthalten."));
+        } else if i == "catalogue" {
+            d.error("procedure.id", Mark::Value, "Die id „catalogue“ ist für Versionen des Dokumentkatalogs reserviert.");
         }
     }
     let version = req_str(p, "procedure", "version", d);
