@@ -34,6 +34,10 @@ enum Command {
         /// The letter date (default: today), for replaying a check.
         #[arg(long)]
         today: Option<NaiveDate>,
+        /// Check with this stored schema version (e.g. uvg@2, from the
+        /// database) instead of the files under schemas/.
+        #[arg(long)]
+        schema_version: Option<String>,
     },
     /// Process every bundle under fixtures/bundles/ on the embedded default and show a summary.
     Demo {
@@ -161,7 +165,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Check { bundle, json, today } => check(&settings, &bundle, json, today).await,
+        Command::Check { bundle, json, today, schema_version } => check(&settings, &bundle, json, today, schema_version).await,
         Command::Demo { bundles } => demo(settings, &bundles).await,
         Command::Run => {
             let pipeline = startup::pipeline(&settings)?;
@@ -488,8 +492,29 @@ async fn wait_for_store(
 }
 
 /// `nachweis check`: exit 0 with verdicts, 2 when the bundle is unusable.
-async fn check(settings: &Settings, dir: &std::path::Path, json: bool, today: Option<NaiveDate>) -> anyhow::Result<ExitCode> {
-    let pipeline = startup::pipeline(settings)?;
+async fn check(
+    settings: &Settings,
+    dir: &std::path::Path,
+    json: bool,
+    today: Option<NaiveDate>,
+    schema_version: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let pipeline = match schema_version {
+        None => startup::pipeline(settings)?,
+        Some(v) => {
+            let (_, registry) = startup::store_and_registry(settings).await?;
+            startup::seed_schemas(settings, registry.as_ref()).await?;
+            let set = match nachweis::schemas::set_for_version(registry.as_ref(), &v).await {
+                Ok(set) => set,
+                Err(nachweis::schemas::SchemaAdminError::Refused(m)) => {
+                    eprintln!("nachweis: {m}");
+                    return Ok(ExitCode::from(1));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            Arc::new(worker::Pipeline { schemas: set.into(), extractor: startup::extractor(settings)?, settings: settings.clone() })
+        }
+    };
     let dir = dir.to_path_buf();
     let bundle = match tokio::task::spawn_blocking(move || intake::read_bundle_dir(&dir)).await? {
         Ok(b) => b,
@@ -530,7 +555,11 @@ async fn check(settings: &Settings, dir: &std::path::Path, json: bool, today: Op
         }
         println!("\nAnforderungen:");
         for f in &report.requirements {
-            let child = f.child.map(|c| format!(" (Kind {})", c + 1)).unwrap_or_default();
+            let child = match (f.child, f.person) {
+                (Some(c), _) => format!(" (Kind {})", c + 1),
+                (None, Some(p)) => format!(" (Person {})", p + 1),
+                _ => String::new(),
+            };
             println!("  {:<16} {:<15} {}", format!("{}{child}", f.id), requirement_de(f.verdict), f.reason);
         }
         println!("\n{}", report.draft.text);
@@ -607,7 +636,8 @@ async fn demo(mut settings: Settings, bundles: &std::path::Path) -> anyhow::Resu
                             RequirementVerdict::Uncertain => " (unklar)",
                             _ => "",
                         };
-                        format!("{}{}{mark}", f.id, f.child.map(|c| format!("#{}", c + 1)).unwrap_or_default())
+                        // Per child or per person (Wohngeld's household): the 1-based index.
+                        format!("{}{}{mark}", f.id, f.child.or(f.person).map(|c| format!("#{}", c + 1)).unwrap_or_default())
                     })
                     .collect();
                 let path = worker::write_draft_file(&settings.drafts_dir, &case_id, draft_version, &report.draft.text)?;

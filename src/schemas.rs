@@ -508,6 +508,39 @@ pub async fn sources_of(reg: &dyn SchemaRegistry, version_id: &str) -> Result<Ve
     VersionSources::from_json(&v)
 }
 
+/// The schema set a stored version checks with: a procedure version with
+/// the active catalogue, or a catalogue version with the active procedures.
+/// For `nachweis check --schema-version`: a check re-run with exactly it.
+pub async fn set_for_version(reg: &dyn SchemaRegistry, version_id: &str) -> Result<SchemaSet, SchemaAdminError> {
+    let v = reg.version(version_id).await?.ok_or_else(|| refused(format!("Die Version „{version_id}“ gibt es nicht.")))?;
+    let act = active(reg).await?;
+    let cat_version = if v.subject == CATALOGUE_SUBJECT { v.clone() } else { act.catalogue.clone().ok_or_else(|| refused("Es ist kein Dokumentkatalog aktiv."))? };
+    let catalogue_src = catalogue_source(&cat_version)?;
+    let mut set = if v.subject == CATALOGUE_SUBJECT {
+        let mut set: Option<SchemaSet> = None;
+        for w in act.defaults.values() {
+            let built = build_version(&catalogue_src, w).map_err(SchemaAdminError::Invalid)?;
+            set = Some(match set {
+                None => built,
+                Some(mut s) => {
+                    s.procedures.extend(built.procedures);
+                    s.overlays.extend(built.overlays);
+                    s
+                }
+            });
+        }
+        set.ok_or_else(|| refused("Es ist kein Verfahren aktiv."))?
+    } else {
+        let mut built = build_version(&catalogue_src, &v).map_err(SchemaAdminError::Invalid)?;
+        for s in built.procedures.values_mut().chain(built.overlays.values_mut()) {
+            s.version_id = Some(v.version_id.clone());
+        }
+        built
+    };
+    set.catalogue.version_id = Some(cat_version.version_id.clone());
+    Ok(set)
+}
+
 /// The changes for one tenant view (`None`: the base schema).
 #[derive(Debug, Clone, Serialize)]
 pub struct VariantDiff {

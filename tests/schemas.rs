@@ -55,6 +55,7 @@ suite!(
     a_catalogue_that_would_break_an_active_procedure_is_refused,
     diff_names_the_changed_requirement_in_words,
     a_broken_active_version_never_replaces_the_serving_one,
+    workers_seeding_a_fresh_database_at_once_store_each_version_once,
 );
 
 fn root() -> PathBuf {
@@ -83,10 +84,10 @@ async fn seeded(db: &TestDb) {
 
 async fn the_shipped_schemas_are_seeded_once_as_active_first_versions(db: TestDb) {
     let added = schemas::seed(db.registry.as_ref(), &shipped()).await.unwrap();
-    assert_eq!(added, ["catalogue@1", "uvg@1"]);
+    assert_eq!(added, ["catalogue@1", "kita@1", "uvg@1", "wohngeld@1"]);
     assert!(schemas::seed(db.registry.as_ref(), &shipped()).await.unwrap().is_empty(), "a second start adds nothing");
     let listed = schemas::list(db.registry.as_ref()).await.unwrap();
-    assert_eq!(listed.len(), 2);
+    assert_eq!(listed.len(), 4);
     assert!(listed.iter().all(|l| l.active_for == vec![None]));
     let uvg = listed.iter().find(|l| l.version.version_id == "uvg@1").unwrap();
     assert_eq!(uvg.overlay_tenants, ["lk-nordheide"]);
@@ -106,8 +107,10 @@ async fn adding_the_same_texts_twice_stores_one_version(db: TestDb) {
     assert_eq!(v.content_hash.len(), 64);
     // Adding does not activate.
     let active: Vec<String> = db.registry.activations().await.unwrap().into_iter().map(|a| a.version_id).collect();
-    assert_eq!(active, ["catalogue@1", "uvg@1"]);
-    assert_eq!(db.audit_actions().await, ["schema_added", "schema_activated", "schema_added", "schema_activated", "schema_added"]);
+    assert_eq!(active, ["catalogue@1", "kita@1", "uvg@1", "wohngeld@1"]);
+    let actions = db.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "schema_added").count(), 5, "{actions:?}");
+    assert_eq!(actions.iter().filter(|a| *a == "schema_activated").count(), 4, "{actions:?}");
 }
 
 async fn an_invalid_version_is_refused_with_located_errors_and_nothing_is_stored(db: TestDb) {
@@ -304,6 +307,25 @@ async fn a_broken_active_version_never_replaces_the_serving_one(db: TestDb) {
     let status = schemas::reload(&live, db.registry.as_ref()).await.unwrap();
     assert!(status.refused.is_empty());
     assert_eq!(live.current().for_bundle("uvg", None).unwrap().version_id.as_deref(), Some("uvg@2"));
+}
+
+async fn workers_seeding_a_fresh_database_at_once_store_each_version_once(db: TestDb) {
+    // Four workers start together on an empty database, each with its own pool.
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let url = db.url.clone();
+        handles.push(tokio::spawn(async move {
+            let (_, registry) = store::connect_with_registry(&url).await.unwrap();
+            schemas::seed(registry.as_ref(), &shipped()).await
+        }));
+    }
+    for h in handles {
+        h.await.unwrap().expect("every worker starts");
+    }
+    let ids: Vec<String> = db.registry.versions(None).await.unwrap().into_iter().map(|v| v.version_id).collect();
+    assert_eq!(ids, ["catalogue@1", "kita@1", "uvg@1", "wohngeld@1"]);
+    let active: Vec<String> = db.registry.activations().await.unwrap().into_iter().map(|a| a.version_id).collect();
+    assert_eq!(active, ["catalogue@1", "kita@1", "uvg@1", "wohngeld@1"]);
 }
 
 // ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ impl Default for Letterhead {
             authority: "Landkreis Musterland".into(),
             department: "Jugendamt – Unterhaltsvorschusskasse".into(),
             return_address: "Landkreis Musterland · Jugendamt · Schloßplatz 1 · 12345 Musterstadt".into(),
-            contact_name: "Ihre Sachbearbeitung Unterhaltsvorschuss".into(),
+            contact_name: "Ihre Sachbearbeitung".into(),
             contact_phone: "01234 567-0".into(),
             contact_email: "uvg@landkreis-musterland.example".into(),
             office_hours: "Mo–Fr 8:30–12:00 Uhr, Do 14:00–17:30 Uhr".into(),
@@ -268,9 +268,15 @@ pub fn draft(
     );
     let salutation = format!("Guten Tag {applicant_name},");
     let legal = legal_notice(due, &schema.procedure.law);
+    // A procedure may name its own department (Wohngeldbehörde, Jugendamt);
+    // the rest of the letterhead is the tenant's configuration.
+    let mut letterhead = letterhead.clone();
+    if let Some(department) = &schema.procedure.department {
+        letterhead.department = department.clone();
+    }
     let mut d = Draft {
         kind,
-        letterhead: letterhead.clone(),
+        letterhead,
         address,
         date: today,
         deadline: due,

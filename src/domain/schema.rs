@@ -169,6 +169,9 @@ pub struct ProcedureMeta {
     pub law: String,
     /// Days from the letter's date to the deadline.
     pub deadline_days: u32,
+    /// The department in the letterhead ("Wohngeldbehörde"); `None` keeps
+    /// the configured letterhead's.
+    pub department: Option<String>,
     /// Facts the manifest may carry, with their German question.
     pub facts: BTreeMap<String, FactSpec>,
     /// Person lists besides `children` (which always exists).
@@ -251,7 +254,7 @@ pub fn placeholders(text: &str) -> Vec<String> {
 }
 
 const TOP_KEYS: &[&str] = &["procedure", "requirements"];
-const PROCEDURE_KEYS: &[&str] = &["id", "version", "title", "law", "deadline_days", "facts", "lists"];
+const PROCEDURE_KEYS: &[&str] = &["id", "version", "title", "law", "deadline_days", "department", "facts", "lists"];
 const REQUIREMENT_KEYS: &[&str] =
     &["label", "accepts", "when", "per_child", "for_each", "match_name", "match_child_name", "letter", "enabled"];
 const CONDITION_HEADS: &[&str] = &[
@@ -430,6 +433,7 @@ fn procedure_meta(table: &toml::Table, d: &mut Diagnostics<'_>) -> Option<Proced
             *n > 0
         }),
     };
+    let department = p.get("department").and_then(|_| req_str(p, "procedure", "department", d));
     let facts = facts_table(p.get("facts"), "procedure.facts", d);
     let mut lists = BTreeMap::new();
     if let Some(l) = p.get("lists") {
@@ -459,6 +463,7 @@ fn procedure_meta(table: &toml::Table, d: &mut Diagnostics<'_>) -> Option<Proced
         title: title?,
         law: law?,
         deadline_days: deadline_days?,
+        department,
         facts,
         lists,
     })

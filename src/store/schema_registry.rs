@@ -183,7 +183,7 @@ macro_rules! schema_registry_impl {
                     .map_err($map_err)?;
                 let version_id = format!("{}@{number}", v.subject);
                 let now = common::now();
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO schema_versions (version_id, subject, number, label, content_hash, sources, author, comment, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
@@ -197,14 +197,29 @@ macro_rules! schema_registry_impl {
                 .bind(&v.comment)
                 .bind($ts(now))
                 .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    if common::is_unique_violation(&e) {
-                        StoreError::Conflict(format!("another version of {} was added at the same moment; add again", v.subject))
-                    } else {
-                        $map_err(e)
+                .await;
+                if let Err(e) = inserted {
+                    drop(tx);
+                    if !common::is_unique_violation(&e) {
+                        return Err($map_err(e));
                     }
-                })?;
+                    // Another writer added a version of this subject at the same
+                    // moment (two workers seeding a fresh database): the same
+                    // texts are that version; different ones must be added again.
+                    let same: Option<SchemaVersion> = sqlx::query_as(
+                        "SELECT version_id, subject, number, label, content_hash, sources, author, comment, created_at
+                           FROM schema_versions WHERE subject = $1 AND content_hash = $2",
+                    )
+                    .bind(&v.subject)
+                    .bind(&v.content_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($map_err)?;
+                    return match same {
+                        Some(e) => Ok(AddOutcome::Existing(e)),
+                        None => Err(StoreError::Conflict(format!("another version of {} was added at the same moment; add again", v.subject))),
+                    };
+                }
                 // The comment is free text and stays out of the audit log.
                 let detail = json!({"subject": v.subject, "label": v.label, "content_hash": v.content_hash});
                 $append(&mut *tx, entry(&v.author, "schema_added", &version_id, detail)).await.map_err($map_err)?;
