@@ -655,6 +655,8 @@ pub async fn replay(reg: &dyn SchemaRegistry, settings: &Settings, opts: &Replay
     };
     let mut catalogue = Catalogue::from_toml(&catalogue_src.text, &catalogue_src.origin).map_err(|e| SchemaAdminError::Invalid(vec![e]))?;
     catalogue.version_id = Some(if candidate.subject == CATALOGUE_SUBJECT { candidate.version_id.clone() } else { active_cat.version_id.clone() });
+    let catalogue = Arc::new(catalogue);
+    let settings = Arc::new(settings.clone());
     let mut report = ReplayReport { version_id: candidate.version_id.clone(), cases_checked: 0, cases_changed: 0, bundle_verdicts_changed: 0, changes: Vec::new(), skipped: Vec::new() };
     for procedure in procedures {
         // The version a case of a tenant would be checked with.
@@ -688,7 +690,12 @@ pub async fn replay(reg: &dyn SchemaRegistry, settings: &Settings, opts: &Replay
             let Some(mut schema) = tenant_view(set, &procedure, case.tenant.as_deref()) else { continue };
             schema.version_id = Some(version.version_id.clone());
             let bundles = reg.case_bundles(&case.case_id).await?;
-            match recheck(&case.case_id, &bundles, &schema, &catalogue, settings) {
+            // Checking is CPU work: off the async runtime's threads.
+            let (case_id, cat, st) = (case.case_id.clone(), Arc::clone(&catalogue), Arc::clone(&settings));
+            let outcome = tokio::task::spawn_blocking(move || recheck(&case_id, &bundles, &schema, &cat, &st))
+                .await
+                .map_err(|e| refused(format!("Prüfung abgebrochen: {e}")))?;
+            match outcome {
                 Ok(change) => {
                     report.cases_checked += 1;
                     if change.changes() {
