@@ -201,8 +201,13 @@ pub struct Validation {
 /// files take the place of the ones they stand for); with no files, the
 /// directory as it is.
 pub fn validate(dir: &Path, files: &[PathBuf]) -> Result<Validation, SchemaAdminError> {
+    validate_files(dir, read_files(files)?)
+}
+
+/// `validate` for texts already in memory (an upload in the web server).
+pub fn validate_files(dir: &Path, files: Vec<SourceFile>) -> Result<Validation, SchemaAdminError> {
     let mut sources = SchemaSources::read_dir(dir)?;
-    let mut diagnostics = sources.replace_with(read_files(files)?);
+    let mut diagnostics = sources.replace_with(files);
     let built = sources.build();
     let (set, found) = match built {
         Ok(set) => {
@@ -338,12 +343,20 @@ pub struct AddedVersion {
     pub warnings: Vec<SchemaError>,
 }
 
-/// `schema add`: validates the files together with what is active (a file
-/// takes the place of the active text it stands for) and stores one new
-/// version per subject they touch: the catalogue, and each procedure whose
-/// base or overlay is among the files. Nothing is activated; nothing is
-/// stored if anything is invalid.
-pub async fn add(reg: &dyn SchemaRegistry, files: Vec<SourceFile>, author: &str, comment: &str) -> Result<Vec<AddedVersion>, SchemaAdminError> {
+/// A version `add` would store: the subject, its label, the texts (the
+/// files put in place of the active texts they stand for) and warnings.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedVersion {
+    pub subject: String,
+    pub label: String,
+    pub sources: VersionSources,
+    pub warnings: Vec<SchemaError>,
+}
+
+/// Validates files against what is active, as `add` does, without storing
+/// anything: the versions `add` would store, or every error. For a web
+/// upload's "check" step.
+pub async fn plan(reg: &dyn SchemaRegistry, files: Vec<SourceFile>) -> Result<Vec<PlannedVersion>, SchemaAdminError> {
     if files.is_empty() {
         return Err(refused("Keine Datei angegeben."));
     }
@@ -414,20 +427,36 @@ pub async fn add(reg: &dyn SchemaRegistry, files: Vec<SourceFile>, author: &str,
     if errors.iter().any(SchemaError::is_error) {
         return Err(SchemaAdminError::Invalid(errors));
     }
-    let existing = reg.versions(None).await?;
-    let mut out = Vec::new();
-    let mut todo: Vec<(String, String, VersionSources)> = Vec::new();
+    let mut todo: Vec<PlannedVersion> = Vec::new();
     if catalogue_given {
-        todo.push((CATALOGUE_SUBJECT.into(), catalogue_label, VersionSources { catalogue: Some(catalogue.clone()), ..Default::default() }));
+        todo.push(PlannedVersion {
+            subject: CATALOGUE_SUBJECT.into(),
+            label: catalogue_label,
+            sources: VersionSources { catalogue: Some(catalogue.clone()), ..Default::default() },
+            warnings: warnings.remove(CATALOGUE_SUBJECT).unwrap_or_default(),
+        });
     }
     for (id, s) in bases {
         let label = SchemaSet::build(&catalogue, std::slice::from_ref(s.procedure.as_ref().expect("checked")), &[])
             .ok()
             .and_then(|set| set.procedures.get(&id).map(|p| p.procedure.version.clone()))
             .unwrap_or_default();
-        todo.push((id, label, s));
+        let w = warnings.remove(&id).unwrap_or_default();
+        todo.push(PlannedVersion { subject: id, label, sources: s, warnings: w });
     }
-    for (subject, label, s) in todo {
+    Ok(todo)
+}
+
+/// `schema add`: validates the files together with what is active (a file
+/// takes the place of the active text it stands for) and stores one new
+/// version per subject they touch: the catalogue, and each procedure whose
+/// base or overlay is among the files. Nothing is activated; nothing is
+/// stored if anything is invalid.
+pub async fn add(reg: &dyn SchemaRegistry, files: Vec<SourceFile>, author: &str, comment: &str) -> Result<Vec<AddedVersion>, SchemaAdminError> {
+    let todo = plan(reg, files).await?;
+    let existing = reg.versions(None).await?;
+    let mut out = Vec::new();
+    for PlannedVersion { subject, label, sources: s, warnings } in todo {
         let outcome = store_version(reg, &subject, &label, &s, author, comment).await?;
         let v = outcome.version();
         out.push(AddedVersion {
@@ -439,7 +468,7 @@ pub async fn add(reg: &dyn SchemaRegistry, files: Vec<SourceFile>, author: &str,
                 .iter()
                 .find(|e| e.subject == subject && e.label == label && e.content_hash != v.content_hash)
                 .map(|e| e.version_id.clone()),
-            warnings: warnings.remove(&subject).unwrap_or_default(),
+            warnings,
         });
     }
     Ok(out)

@@ -98,6 +98,11 @@ async fn the_shipped_schemas_are_seeded_once_as_active_first_versions(db: TestDb
 
 async fn adding_the_same_texts_twice_stores_one_version(db: TestDb) {
     seeded(&db).await;
+    // Planning (the web upload's check step) validates and stores nothing.
+    let planned = schemas::plan(db.registry.as_ref(), vec![uvg_from_14()]).await.unwrap();
+    assert_eq!((planned.len(), planned[0].subject.as_str(), planned[0].label.as_str()), (1, "uvg", "2026.12.1"));
+    assert_eq!(planned[0].sources.overlays.len(), 1, "the active version's overlay comes along");
+    assert_eq!(db.registry.versions(Some("uvg")).await.unwrap().len(), 1);
     let first = schemas::add(db.registry.as_ref(), vec![uvg_from_14()], "Frau Admin", "ab 14").await.unwrap();
     assert_eq!((first[0].version_id.as_str(), first[0].new), ("uvg@2", true));
     let again = schemas::add(db.registry.as_ref(), vec![uvg_from_14()], "Frau Admin", "nochmal").await.unwrap();
