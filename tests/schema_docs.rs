@@ -178,3 +178,42 @@ fn every_example_in_the_reference_page_does_what_the_page_says() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn the_cli_reports_every_error_with_file_line_and_column_and_start_up_refuses_a_broken_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = tmp.path().join("uvg-neu.toml");
+    let text = read(&root().join("schemas/procedures/uvg.toml"))
+        .replacen("accepts = [\"antrag\"]", "accepts = [\"antrga\"]", 1)
+        .replacen("when = { any_child_age_at_least = 12 }", "when = { fact = \"married_to_other_parent\", equals = 12 }", 1);
+    std::fs::write(&broken, &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nachweis"))
+        .args(["schema", "validate"])
+        .arg(&broken)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("uvg-neu.toml:")).collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines.iter().any(|l| l.ends_with("Meinten Sie „antrag“?") && l.contains(":18:12: Fehler: Unbekannter Dokumenttyp")), "{stderr}");
+    assert!(lines.iter().any(|l| l.contains(": Fehler: „married_to_other_parent“ ist eine Ja/Nein-Angabe")), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ungültig — 2 Fehler"));
+
+    // A schemas directory with that file does not start a check (nor a worker).
+    let dir = tmp.path().join("schemas");
+    std::fs::create_dir_all(dir.join("procedures")).unwrap();
+    std::fs::copy(root().join("schemas/document_types.toml"), dir.join("document_types.toml")).unwrap();
+    std::fs::write(dir.join("procedures/uvg.toml"), &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nachweis"))
+        .args(["check"])
+        .arg(root().join("fixtures/bundles/uvg-01-ledig-komplett"))
+        .env("NACHWEIS_SCHEMAS_DIR", &dir)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid schemas") && stderr.contains("uvg.toml:18:12"), "{stderr}");
+}

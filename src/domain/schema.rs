@@ -816,18 +816,26 @@ fn requirement(
         };
         for p in placeholders(text) {
             if !allowed.contains(&p.as_str()) {
-                let why = if LETTER_PLACEHOLDERS.contains(&p.as_str()) {
+                let message = if LETTER_PLACEHOLDERS.contains(&p.as_str()) {
                     if for_each.is_none() {
-                        "gilt nur in Anforderungen je Person (per_child oder for_each)".to_string()
+                        format!("Der Platzhalter {{{p}}} gilt hier nicht: nur in Anforderungen je Person (per_child oder for_each).")
                     } else {
-                        format!("gilt nur für Kinder; für die Liste „{}“ gibt es {}", for_each.as_deref().unwrap_or(""), PERSON_PLACEHOLDERS.map_braces())
+                        format!(
+                            "Der Platzhalter {{{p}}} gilt nur für Kinder; für die Liste „{}“ gibt es {}.",
+                            for_each.as_deref().unwrap_or(""),
+                            PERSON_PLACEHOLDERS.map_braces()
+                        )
                     }
                 } else if allowed.is_empty() {
-                    "diese Anforderung kennt keine Platzhalter (nur Anforderungen je Person haben welche)".to_string()
+                    format!("Den Platzhalter {{{p}}} im Brieftext gibt es nicht; diese Anforderung kennt keine Platzhalter (nur Anforderungen je Person haben welche).")
                 } else {
-                    format!("bekannt sind {}{}", allowed.map_braces(), did_you_mean(&p, allowed.iter().copied()))
+                    format!(
+                        "Den Platzhalter {{{p}}} im Brieftext gibt es nicht: bekannt sind {}.{}",
+                        allowed.map_braces(),
+                        did_you_mean(&p, allowed.iter().copied())
+                    )
                 };
-                d.error(&join(&path, "letter"), Mark::Value, format!("Der Platzhalter {{{p}}} im Brieftext existiert nicht: {why}."));
+                d.error(&join(&path, "letter"), Mark::Value, message);
             }
         }
     }
@@ -1161,16 +1169,25 @@ impl SchemaSet {
                 });
                 continue;
             };
+            // The overlay is checked merged with its base, so the base's own
+            // problems come back here; each is reported once.
+            let add = |found: &mut Vec<SchemaError>, new: Vec<SchemaError>| {
+                for e in new {
+                    if !found.contains(&e) {
+                        found.push(e);
+                    }
+                }
+            };
             match load_procedure(base, Some(o), &catalogue) {
                 Ok((s, w)) => {
-                    found.extend(w);
+                    add(&mut found, w);
                     let key = (s.procedure.id.clone(), s.tenant.clone().unwrap_or_default());
                     if variants.contains_key(&key) {
                         found.push(SchemaError::invalid(&o.origin, &format!("Für Mandant „{}“ und Verfahren „{}“ gibt es schon ein Overlay.", key.1, key.0)));
                     }
                     variants.insert(key, s);
                 }
-                Err(e) => found.extend(e),
+                Err(e) => add(&mut found, e),
             }
         }
         if found.iter().any(SchemaError::is_error) {
