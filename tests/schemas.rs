@@ -56,6 +56,7 @@ suite!(
     diff_names_the_changed_requirement_in_words,
     a_broken_active_version_never_replaces_the_serving_one,
     workers_seeding_a_fresh_database_at_once_store_each_version_once,
+    adding_only_an_overlay_keeps_the_active_base_and_serves_that_tenant,
 );
 
 fn root() -> PathBuf {
@@ -331,6 +332,32 @@ async fn workers_seeding_a_fresh_database_at_once_store_each_version_once(db: Te
     assert_eq!(ids, ["catalogue@1", "kita@1", "uvg@1", "wohngeld@1"]);
     let active: Vec<String> = db.registry.activations().await.unwrap().into_iter().map(|a| a.version_id).collect();
     assert_eq!(active, ["catalogue@1", "kita@1", "uvg@1", "wohngeld@1"]);
+}
+
+async fn adding_only_an_overlay_keeps_the_active_base_and_serves_that_tenant(db: TestDb) {
+    seeded(&db).await;
+    let overlay = SourceFile {
+        origin: "overlays/lk-sued/uvg.toml".into(),
+        text: "[overlay]\ntenant = \"lk-sued\"\nprocedure = \"uvg\"\nversion = \"1\"\n\n[procedure]\ndeadline_days = 21\n\n[requirements.meldebescheinigung]\nenabled = false\n".into(),
+    };
+    let added = schemas::add(db.registry.as_ref(), vec![overlay], "Herr Admin", "Süd: 3 Wochen, ohne Meldebescheinigung").await.unwrap();
+    assert_eq!(added[0].version_id, "uvg@2");
+    let v1 = schemas::sources_of(db.registry.as_ref(), "uvg@1").await.unwrap();
+    let v2 = schemas::sources_of(db.registry.as_ref(), "uvg@2").await.unwrap();
+    assert_eq!(v2.procedure, v1.procedure, "the active base is kept");
+    assert_eq!(v2.overlays.len(), 2, "lk-nordheide's overlay stays, lk-sued's is added");
+    schemas::activate(db.registry.as_ref(), "uvg@2", Some("lk-sued"), "Herr Admin").await.unwrap();
+    let live = live_from_registry(&db).await;
+    let set = live.current();
+    let sued = set.for_bundle("uvg", Some("lk-sued")).unwrap();
+    assert_eq!((sued.procedure.deadline_days, sued.version.as_str()), (21, "2026.11.1+lk-sued.1"));
+    assert!(!sued.requirements.iter().any(|r| r.id == "meldebescheinigung"));
+    let other = set.for_bundle("uvg", Some("lk-west")).unwrap();
+    assert_eq!((other.procedure.deadline_days, other.version_id.as_deref()), (14, Some("uvg@1")));
+    let diffs = schemas::diff(db.registry.as_ref(), "uvg@1", "uvg@2").await.unwrap();
+    let sued_diff = diffs.iter().find(|d| d.tenant.as_deref() == Some("lk-sued")).expect("a diff for lk-sued");
+    assert!(sued_diff.changes.iter().any(|c| c.text.contains("Frist im Schreiben: bisher 14 Tage, neu 21 Tage")), "{sued_diff:#?}");
+    assert!(sued_diff.changes.iter().any(|c| c.requirement.as_deref() == Some("meldebescheinigung") && c.text.starts_with("Nicht mehr verlangt")), "{sued_diff:#?}");
 }
 
 // ---------------------------------------------------------------------------

@@ -952,6 +952,18 @@ fn overlay_changes(ov: &toml::Table, base: &toml::Table, d: &mut Diagnostics<'_>
                 );
             }
         }
+        const OVERLAY_PROCEDURE_KEYS: &[&str] = &["title", "law", "deadline_days", "department", "facts", "lists"];
+        for k in p.keys().filter(|k| !OVERLAY_PROCEDURE_KEYS.contains(&k.as_str()) && *k != "id" && *k != "version") {
+            d.error(
+                &join("procedure", k),
+                Mark::Key,
+                format!(
+                    "Unbekannter Schlüssel „{k}“ in [procedure].{} Ein Overlay kann ändern: {}.",
+                    did_you_mean(k, OVERLAY_PROCEDURE_KEYS.iter().copied()),
+                    keys_de(OVERLAY_PROCEDURE_KEYS)
+                ),
+            );
+        }
         let bp = base.get("procedure").and_then(|v| v.as_table());
         for (k, v) in p {
             if bp.and_then(|b| b.get(k)) == Some(v) {
