@@ -260,6 +260,43 @@ pub fn check(manifest: &Manifest, segments: &[Segment], schema: &ProcedureSchema
             None => vec![None],
         };
         let is_children = req.for_each.as_deref() == Some(CHILDREN);
+        // A per-person requirement over an empty list would silently ask for
+        // nothing (a Wohngeld bundle without its household would need no
+        // income proof): unless its condition is false anyway, a person
+        // must look.
+        if let (Some(list), true) = (&req.for_each, targets.is_empty()) {
+            let truth = req.when.as_ref().map(|c| evaluate(c, manifest, None, on));
+            let (verdict, reason) = match truth {
+                Some(Truth::No) => (
+                    RequirementVerdict::NotApplicable,
+                    format!(
+                        "Nicht erforderlich, weil nicht zutrifft: {}",
+                        req.when.as_ref().map(|c| c.describe(&schema.procedure, Some(list))).unwrap_or_default()
+                    ),
+                ),
+                _ => (
+                    RequirementVerdict::Uncertain,
+                    format!(
+                        "Der Antrag nennt keine Person der Art „{}“; bitte prüfen, für wen „{}“ nötig ist",
+                        schema.procedure.list_label(list),
+                        req.label
+                    ),
+                ),
+            };
+            findings.push(Finding {
+                id: req.id.clone(),
+                label: req.label.clone(),
+                child: None,
+                list: Some(list.clone()).filter(|_| !is_children),
+                person: None,
+                verdict,
+                segments: Vec::new(),
+                reason,
+                document_date: None,
+                unreadable_uploads: Vec::new(),
+            });
+            continue;
+        }
         // Unreadable uploads the applicant meant for this requirement.
         let unreadable: Vec<usize> = segments
             .iter()
@@ -386,6 +423,58 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    /// Checks a manifest with no documents against the shipped Wohngeld schema.
+    fn check_wohngeld(manifest: serde_json::Value) -> Vec<(String, Option<usize>, RequirementVerdict, String)> {
+        let catalogue = Catalogue::from_toml(include_str!("../../schemas/document_types.toml"), "document_types.toml").unwrap();
+        let file = crate::domain::schema::SourceFile {
+            origin: "wohngeld.toml".into(),
+            text: include_str!("../../schemas/procedures/wohngeld.toml").into(),
+        };
+        let (schema, _) = crate::domain::schema::load_procedure(&file, None, &catalogue).unwrap();
+        let m = Manifest::from_value(&manifest).unwrap();
+        check(&m, &[], &schema, &catalogue).into_iter().map(|f| (f.id, f.person, f.verdict, f.reason)).collect()
+    }
+
+    fn wohngeld_manifest(persons: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "bundle_id": "wg-1", "procedure": "wohngeld", "received_at": "2026-11-20T10:00:00Z",
+            "applicant": {"given_name": "A", "family_name": "B"},
+            "facts": {"schwerbehinderte_person": false},
+            "persons": persons,
+            "documents": []
+        })
+    }
+
+    #[test]
+    fn a_household_requirement_over_an_empty_household_goes_to_a_person_instead_of_asking_nothing() {
+        let found = check_wohngeld(wohngeld_manifest(serde_json::json!({})));
+        let einkommen: Vec<_> = found.iter().filter(|f| f.0 == "einkommen").collect();
+        assert_eq!(einkommen.len(), 1, "{found:#?}");
+        assert_eq!((einkommen[0].1, einkommen[0].2), (None, RequirementVerdict::Uncertain));
+        assert!(einkommen[0].3.contains("Haushaltsmitglied"), "{}", einkommen[0].3);
+    }
+
+    #[test]
+    fn each_household_member_gets_a_verdict_and_a_missing_fact_is_uncertain() {
+        let persons = serde_json::json!({"household": [
+            {"given_name": "Jana", "family_name": "Wolff", "birth_date": "1988-03-09", "facts": {"hat_einkommen": true, "in_ausbildung": false}},
+            {"given_name": "Lea", "family_name": "Wolff", "birth_date": "2009-05-14", "facts": {"hat_einkommen": false}}
+        ]});
+        let found = check_wohngeld(wohngeld_manifest(persons));
+        let got: Vec<(&str, Option<usize>, RequirementVerdict)> =
+            found.iter().filter(|f| f.1.is_some()).map(|f| (f.0.as_str(), f.1, f.2)).collect();
+        assert_eq!(
+            got,
+            [
+                ("einkommen", Some(0), RequirementVerdict::Missing),
+                ("einkommen", Some(1), RequirementVerdict::NotApplicable),
+                ("schulbescheinigung", Some(0), RequirementVerdict::NotApplicable),
+                ("schulbescheinigung", Some(1), RequirementVerdict::Uncertain),
+            ]
+        );
+        assert!(found.iter().any(|f| f.0 == "einkommen" && f.3.ends_with("für Jana Wolff")), "{found:#?}");
     }
 
     #[test]
