@@ -693,10 +693,10 @@ fn check_reachable(c: &Condition, path: &str, d: &mut Diagnostics<'_>) {
             return;
         }
     }
-    if let Some(neg) = dnf(c, false) {
-        if neg.iter().all(|l| contradiction(l).is_some()) {
-            d.warning(path, Mark::Value, "Diese Bedingung trifft immer zu; „when“ kann entfallen.");
-        }
+    if let Some(neg) = dnf(c, false)
+        && neg.iter().all(|l| contradiction(l).is_some())
+    {
+        d.warning(path, Mark::Value, "Diese Bedingung trifft immer zu; „when“ kann entfallen.");
     }
 }
 
@@ -1136,10 +1136,7 @@ impl SchemaSet {
     /// and overlays. Every file is validated; all errors are returned, not
     /// just the first (warnings with them, so the admin sees everything).
     pub fn build(catalogue: &SourceFile, procedures: &[SourceFile], overlays: &[SourceFile]) -> Result<SchemaSet, Vec<SchemaError>> {
-        let (catalogue, mut found) = match Catalogue::load(&catalogue.text, &catalogue.origin) {
-            Ok(c) => c,
-            Err(e) => return Err(e),
-        };
+        let (catalogue, mut found) = Catalogue::load(&catalogue.text, &catalogue.origin)?;
         let mut bases = BTreeMap::new();
         let mut texts: BTreeMap<String, &SourceFile> = BTreeMap::new();
         for f in procedures {
