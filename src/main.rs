@@ -87,6 +87,9 @@ enum SchemaAction {
         activate: bool,
         #[arg(long)]
         tenant: Option<String>,
+        /// Leave this tenant's overlay out of the new version (repeatable).
+        #[arg(long = "without-overlay")]
+        without_overlay: Vec<String>,
     },
     /// Activate a stored version: `schema activate [PROCEDURE] VERSION [--tenant T]`.
     Activate {
@@ -313,11 +316,11 @@ async fn schema_command(settings: &Settings, action: SchemaAction) -> anyhow::Re
             }
             Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        SchemaAction::Add { files, comment, author, activate, tenant } => {
+        SchemaAction::Add { files, comment, author, activate, tenant, without_overlay } => {
             let registry = registry().await?;
             let author = admin_name(author);
             let files = schemas::read_files(&files)?;
-            let added = match schemas::add(registry.as_ref(), files, &author, &comment).await {
+            let added = match schemas::add(registry.as_ref(), files, &without_overlay, &author, &comment).await {
                 Ok(a) => a,
                 Err(e) => return refused(e),
             };

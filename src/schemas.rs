@@ -356,7 +356,9 @@ pub struct PlannedVersion {
 /// Validates files against what is active, as `add` does, without storing
 /// anything: the versions `add` would store, or every error. For a web
 /// upload's "check" step.
-pub async fn plan(reg: &dyn SchemaRegistry, files: Vec<SourceFile>) -> Result<Vec<PlannedVersion>, SchemaAdminError> {
+/// `without_overlays` names tenants whose overlays the new versions drop
+/// (an overlay the base has caught up with, a tenant that left).
+pub async fn plan(reg: &dyn SchemaRegistry, files: Vec<SourceFile>, without_overlays: &[String]) -> Result<Vec<PlannedVersion>, SchemaAdminError> {
     if files.is_empty() {
         return Err(refused("Keine Datei angegeben."));
     }
@@ -392,6 +394,14 @@ pub async fn plan(reg: &dyn SchemaRegistry, files: Vec<SourceFile>) -> Result<Ve
                 entry.overlays.push(f);
             }
             None => errors.push(SchemaError { line: 1, column: 1, ..SchemaError::invalid(&f.origin, "Die Datei ist weder Dokumentkatalog, Verfahren noch Overlay.") }),
+        }
+    }
+    if !without_overlays.is_empty() {
+        if bases.is_empty() {
+            return Err(refused("--without-overlay braucht eine Datei des Verfahrens (Basis oder Overlay), dessen Version ohne das Overlay gespeichert werden soll."));
+        }
+        for s in bases.values_mut() {
+            s.overlays.retain(|o| overlay_target(&o.text).is_none_or(|(_, t)| !without_overlays.contains(&t)));
         }
     }
     let mut warnings: BTreeMap<String, Vec<SchemaError>> = BTreeMap::new();
@@ -452,8 +462,14 @@ pub async fn plan(reg: &dyn SchemaRegistry, files: Vec<SourceFile>) -> Result<Ve
 /// version per subject they touch: the catalogue, and each procedure whose
 /// base or overlay is among the files. Nothing is activated; nothing is
 /// stored if anything is invalid.
-pub async fn add(reg: &dyn SchemaRegistry, files: Vec<SourceFile>, author: &str, comment: &str) -> Result<Vec<AddedVersion>, SchemaAdminError> {
-    let todo = plan(reg, files).await?;
+pub async fn add(
+    reg: &dyn SchemaRegistry,
+    files: Vec<SourceFile>,
+    without_overlays: &[String],
+    author: &str,
+    comment: &str,
+) -> Result<Vec<AddedVersion>, SchemaAdminError> {
+    let todo = plan(reg, files, without_overlays).await?;
     let existing = reg.versions(None).await?;
     let mut out = Vec::new();
     for PlannedVersion { subject, label, sources: s, warnings } in todo {

@@ -100,13 +100,13 @@ async fn the_shipped_schemas_are_seeded_once_as_active_first_versions(db: TestDb
 async fn adding_the_same_texts_twice_stores_one_version(db: TestDb) {
     seeded(&db).await;
     // Planning (the web upload's check step) validates and stores nothing.
-    let planned = schemas::plan(db.registry.as_ref(), vec![uvg_from_14()]).await.unwrap();
+    let planned = schemas::plan(db.registry.as_ref(), vec![uvg_from_14()], &[]).await.unwrap();
     assert_eq!((planned.len(), planned[0].subject.as_str(), planned[0].label.as_str()), (1, "uvg", "2026.12.1"));
     assert_eq!(planned[0].sources.overlays.len(), 1, "the active version's overlay comes along");
     assert_eq!(db.registry.versions(Some("uvg")).await.unwrap().len(), 1);
-    let first = schemas::add(db.registry.as_ref(), vec![uvg_from_14()], "Frau Admin", "ab 14").await.unwrap();
+    let first = schemas::add(db.registry.as_ref(), vec![uvg_from_14()], &[], "Frau Admin", "ab 14").await.unwrap();
     assert_eq!((first[0].version_id.as_str(), first[0].new), ("uvg@2", true));
-    let again = schemas::add(db.registry.as_ref(), vec![uvg_from_14()], "Frau Admin", "nochmal").await.unwrap();
+    let again = schemas::add(db.registry.as_ref(), vec![uvg_from_14()], &[], "Frau Admin", "nochmal").await.unwrap();
     assert_eq!((again[0].version_id.as_str(), again[0].new), ("uvg@2", false));
     let v = db.registry.version("uvg@2").await.unwrap().unwrap();
     assert_eq!((v.author.as_str(), v.comment.as_str(), v.label.as_str()), ("Frau Admin", "ab 14", "2026.12.1"));
@@ -125,7 +125,7 @@ async fn an_invalid_version_is_refused_with_located_errors_and_nothing_is_stored
         origin: "kaputt.toml".into(),
         text: uvg_text().replacen("accepts = [\"antrag\"]", "accepts = [\"antrga\"]", 1).replacen("{kind}", "{kind_name}", 1),
     };
-    let Err(SchemaAdminError::Invalid(errors)) = schemas::add(db.registry.as_ref(), vec![broken], "a", "").await else {
+    let Err(SchemaAdminError::Invalid(errors)) = schemas::add(db.registry.as_ref(), vec![broken], &[], "a", "").await else {
         panic!("an invalid schema must be refused");
     };
     let located: Vec<(String, usize)> = errors.iter().map(|e| (e.origin.clone(), e.line)).collect();
@@ -136,7 +136,7 @@ async fn an_invalid_version_is_refused_with_located_errors_and_nothing_is_stored
 
 async fn a_version_activated_for_one_tenant_serves_only_that_tenant(db: TestDb) {
     seeded(&db).await;
-    schemas::add(db.registry.as_ref(), vec![uvg_from_14()], "a", "").await.unwrap();
+    schemas::add(db.registry.as_ref(), vec![uvg_from_14()], &[], "a", "").await.unwrap();
     let Err(SchemaAdminError::Refused(_)) = schemas::activate(db.registry.as_ref(), "uvg@9", None, "a").await else {
         panic!("an unknown version must be refused");
     };
@@ -225,7 +225,7 @@ async fn replay_reports_changed_verdicts_without_changing_any_case(db: TestDb) {
     // but is from 14. Jonas is 10: nothing changes for him.
     let lena = record_case(&db, "uvg-replay-1", "2012-06-01", &live).await;
     record_case(&db, "uvg-replay-2", "2016-06-01", &live).await;
-    let added = schemas::add(db.registry.as_ref(), vec![uvg_from_14()], "a", "").await.unwrap();
+    let added = schemas::add(db.registry.as_ref(), vec![uvg_from_14()], &[], "a", "").await.unwrap();
     let before = db.store.list_cases().await.unwrap();
     let opts = ReplayOptions { version_id: added[0].version_id.clone(), ..Default::default() };
     let report = schemas::replay(db.registry.as_ref(), &Settings::default(), &opts, "Frau Admin").await.unwrap();
@@ -263,7 +263,7 @@ async fn a_catalogue_that_would_break_an_active_procedure_is_refused(db: TestDb)
     let text = std::fs::read_to_string(root().join("schemas/document_types.toml")).unwrap();
     // Rename the Unterhaltstitel type: uvg.toml still asks for it.
     let broken = SourceFile { origin: "katalog.toml".into(), text: text.replace("[types.unterhaltstitel", "[types.unterhaltstitel_neu") };
-    let Err(SchemaAdminError::Invalid(errors)) = schemas::add(db.registry.as_ref(), vec![broken], "a", "").await else {
+    let Err(SchemaAdminError::Invalid(errors)) = schemas::add(db.registry.as_ref(), vec![broken], &[], "a", "").await else {
         panic!("must be refused");
     };
     assert!(errors.iter().any(|e| e.message.contains("„unterhaltstitel“")), "{errors:#?}");
@@ -272,7 +272,7 @@ async fn a_catalogue_that_would_break_an_active_procedure_is_refused(db: TestDb)
 
 async fn diff_names_the_changed_requirement_in_words(db: TestDb) {
     seeded(&db).await;
-    schemas::add(db.registry.as_ref(), vec![uvg_from_14()], "a", "").await.unwrap();
+    schemas::add(db.registry.as_ref(), vec![uvg_from_14()], &[], "a", "").await.unwrap();
     let diffs = schemas::diff(db.registry.as_ref(), "uvg@1", "uvg@2").await.unwrap();
     let base = &diffs[0];
     assert_eq!(base.tenant, None);
@@ -283,7 +283,7 @@ async fn diff_names_the_changed_requirement_in_words(db: TestDb) {
 
 async fn a_broken_active_version_never_replaces_the_serving_one(db: TestDb) {
     seeded(&db).await;
-    schemas::add(db.registry.as_ref(), vec![uvg_from_14()], "a", "").await.unwrap();
+    schemas::add(db.registry.as_ref(), vec![uvg_from_14()], &[], "a", "").await.unwrap();
     let live = live_from_registry(&db).await;
     assert_eq!(live.current().for_bundle("uvg", None).unwrap().version_id.as_deref(), Some("uvg@1"));
     // A version that does not validate reaches the database without going
@@ -340,7 +340,7 @@ async fn adding_only_an_overlay_keeps_the_active_base_and_serves_that_tenant(db:
         origin: "overlays/lk-sued/uvg.toml".into(),
         text: "[overlay]\ntenant = \"lk-sued\"\nprocedure = \"uvg\"\nversion = \"1\"\n\n[procedure]\ndeadline_days = 21\n\n[requirements.meldebescheinigung]\nenabled = false\n".into(),
     };
-    let added = schemas::add(db.registry.as_ref(), vec![overlay], "Herr Admin", "Süd: 3 Wochen, ohne Meldebescheinigung").await.unwrap();
+    let added = schemas::add(db.registry.as_ref(), vec![overlay], &[], "Herr Admin", "Süd: 3 Wochen, ohne Meldebescheinigung").await.unwrap();
     assert_eq!(added[0].version_id, "uvg@2");
     let v1 = schemas::sources_of(db.registry.as_ref(), "uvg@1").await.unwrap();
     let v2 = schemas::sources_of(db.registry.as_ref(), "uvg@2").await.unwrap();
@@ -358,6 +358,18 @@ async fn adding_only_an_overlay_keeps_the_active_base_and_serves_that_tenant(db:
     let sued_diff = diffs.iter().find(|d| d.tenant.as_deref() == Some("lk-sued")).expect("a diff for lk-sued");
     assert!(sued_diff.changes.iter().any(|c| c.text.contains("Frist im Schreiben: bisher 14 Tage, neu 21 Tage")), "{sued_diff:#?}");
     assert!(sued_diff.changes.iter().any(|c| c.requirement.as_deref() == Some("meldebescheinigung") && c.text.starts_with("Nicht mehr verlangt")), "{sued_diff:#?}");
+    // The base catches up with lk-nordheide (school certificate from 12): the
+    // redundant overlay is a warning, and can be left out of the new version.
+    let base = SourceFile { origin: "uvg-ab-12.toml".into(), text: uvg_text().replacen("child_age_at_least = 15", "child_age_at_least = 12", 1) };
+    let kept = schemas::plan(db.registry.as_ref(), vec![base.clone()], &[]).await.unwrap();
+    assert!(kept[0].warnings.iter().any(|w| w.message.contains("ändert nichts mehr")), "{:#?}", kept[0].warnings);
+    let dropped = schemas::add(db.registry.as_ref(), vec![base], &["lk-nordheide".to_string()], "a", "").await.unwrap();
+    let v3 = schemas::sources_of(db.registry.as_ref(), &dropped[0].version_id).await.unwrap();
+    let tenants: Vec<String> = v3.overlays.iter().filter_map(|o| nachweis::domain::schema::overlay_target(&o.text).map(|(_, t)| t)).collect();
+    // The new version starts from the default active one (uvg@1: only
+    // lk-nordheide's overlay; lk-sued's lives in uvg@2, active for lk-sued).
+    assert!(tenants.is_empty(), "{tenants:?}");
+    assert_eq!(schemas::sources_of(db.registry.as_ref(), "uvg@1").await.unwrap().overlays.len(), 1, "stored versions never change");
 }
 
 // ---------------------------------------------------------------------------

@@ -1020,8 +1020,18 @@ fn overlay_changes(ov: &toml::Table, base: &toml::Table, d: &mut Diagnostics<'_>
             }
         }
     }
-    if changes == 0 && !d.has_errors() {
-        d.error("overlay", Mark::Key, "Dieses Overlay ändert nichts an der Basis (keine Anforderung und keine Verfahrensangabe mit neuem Wert).");
+    let entries = ov.get("procedure").and_then(|v| v.as_table()).map_or(0, |t| t.len())
+        + ov.get("requirements").and_then(|v| v.as_table()).map_or(0, |t| t.len());
+    if entries == 0 && !d.has_errors() {
+        d.error("overlay", Mark::Key, "Dieses Overlay ändert nichts an der Basis: es enthält weder [procedure] noch [requirements.<id>].");
+    } else if changes == 0 && !d.has_errors() {
+        // Redundant, not wrong: the base may have been changed to what the
+        // tenant asked for. It must not block that change of the base.
+        d.warning(
+            "overlay",
+            Mark::Key,
+            "Dieses Overlay ändert nichts mehr an der Basis (jeder Eintrag hat den Wert der Basis); es kann entfallen (schema add --without-overlay).",
+        );
     }
 }
 

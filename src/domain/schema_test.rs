@@ -204,6 +204,16 @@ fn an_overlay_entry_repeating_the_base_value_is_a_warning() {
 }
 
 #[test]
+fn an_overlay_the_base_has_caught_up_with_is_a_warning_not_an_error() {
+    // The base now asks for what the tenant's overlay asked for: the base
+    // change must not be blocked by the now redundant overlay.
+    let overlay = "[overlay]\ntenant = \"lk-a\"\nprocedure = \"p\"\nversion = \"1\"\n\n[requirements.geburt.when]\nchild_age_below = 18\n";
+    let (_, warnings) = load_procedure(&file("p.toml", BASE), Some(&file("o.toml", overlay)), &catalogue()).unwrap();
+    assert!(warnings.iter().all(|w| w.severity == Severity::Warning), "{warnings:#?}");
+    assert!(warnings.iter().any(|w| w.message.contains("ändert nichts mehr")), "{warnings:#?}");
+}
+
+#[test]
 fn conditions_in_words_name_the_question_and_the_person() {
     let (s, _) = load_procedure(&file("p.toml", BASE), None, &catalogue()).unwrap();
     let einkommen = &s.requirements[2];
