@@ -778,7 +778,7 @@ fn recheck(
 ) -> Result<CaseChange, String> {
     let Some(newest) = bundles.last() else { return Err("keine Bündel gespeichert".into()) };
     let parse = |b: &crate::store::schema_registry::StoredBundle| -> Result<(Manifest, Vec<ExtractedDocument>), String> {
-        let m = Manifest::from_value(&b.manifest).map_err(|e| format!("Manifest von {} nicht lesbar: {e}", b.bundle_id))?;
+        let m = Manifest::from_stored(&b.manifest).map_err(|e| format!("Manifest von {} nicht lesbar: {e}", b.bundle_id))?;
         let docs = b
             .documents
             .iter()

@@ -207,7 +207,7 @@ fn pair_earlier_documents(manifests: &[serde_json::Value], docs: &[StoredDocumen
     let mut out = Vec::new();
     let mut next = 0;
     for value in manifests {
-        let Ok(m) = Manifest::from_value(value) else {
+        let Ok(m) = Manifest::from_stored(value) else {
             tracing::warn!(message = "A stored manifest no longer parses; its documents are left out of the re-check.");
             continue;
         };

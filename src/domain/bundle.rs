@@ -272,6 +272,24 @@ impl Manifest {
         Ok(Manifest { bundle_id, case_id, procedure, tenant, received_at, applicant, facts, children, persons, documents })
     }
 
+    /// Parses a manifest as the store keeps it: inline document bytes are
+    /// stored as documents, not in the manifest, so such a document has
+    /// neither `path` nor `content_base64` any more. Re-checks and replays
+    /// use the stored extraction results and need only its metadata; it is
+    /// given its `document_id` as a (never read) path.
+    pub fn from_stored(value: &Value) -> Result<Manifest, ManifestError> {
+        let mut v = value.clone();
+        if let Some(docs) = v.get_mut("documents").and_then(Value::as_array_mut) {
+            for d in docs.iter_mut().filter_map(Value::as_object_mut) {
+                let has_source = ["path", "content_base64"].iter().any(|k| d.get(*k).is_some_and(|x| !x.is_null()));
+                if !has_source && let Some(id) = d.get("document_id").cloned() {
+                    d.insert("path".into(), id);
+                }
+            }
+        }
+        Self::from_value(&v)
+    }
+
     /// The date the bundle was received, in which ages and freshness are computed.
     pub fn received_on(&self) -> NaiveDate {
         self.received_at.date_naive()
@@ -388,6 +406,15 @@ mod tests {
             let err = Manifest::from_value(&v).unwrap_err().to_string();
             assert!(err.contains(expected_field), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn a_stored_manifest_of_an_inline_bundle_parses_for_re_checks() {
+        let mut v = minimal();
+        v["documents"][0].as_object_mut().unwrap().remove("path");
+        assert!(Manifest::from_value(&v).is_err(), "a bundle as sent needs its bytes");
+        let m = Manifest::from_stored(&v).unwrap();
+        assert_eq!(m.documents[0].document_id, "d1");
     }
 
     #[test]
