@@ -158,6 +158,12 @@ async fn a_version_activated_for_one_tenant_serves_only_that_tenant(db: TestDb) 
 /// A UVG case recorded as the worker would: held-out page texts as the
 /// extraction result, checked with the active schema, stored.
 async fn record_case(db: &TestDb, bundle_id: &str, birth: &str, live: &LiveSchemas) -> serde_json::Value {
+    record_case_as(db, bundle_id, birth, live, false).await
+}
+
+/// `inline`: stored as intake stores a bundle whose documents came inline
+/// (`content_base64` removed from the stored manifest, so no source is left).
+async fn record_case_as(db: &TestDb, bundle_id: &str, birth: &str, live: &LiveSchemas, inline: bool) -> serde_json::Value {
     let files: Vec<(&str, String)> = vec![("d1", holdout_first("antrag")), ("d2", holdout_first("meldebescheinigung")), ("d3", holdout_first("ausweis"))];
     let manifest = json!({
         "bundle_id": bundle_id, "procedure": "uvg", "received_at": "2026-11-20T10:00:00Z",
@@ -180,6 +186,12 @@ async fn record_case(db: &TestDb, bundle_id: &str, birth: &str, live: &LiveSchem
     let settings = Settings::default();
     let ctx = Context { schema, catalogue: &set.catalogue, letterhead: &settings.letterhead, today: NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(), case_reference: "case-x" };
     let report = domain::process(&m, &docs, &ctx);
+    let mut stored_manifest = manifest.clone();
+    if inline {
+        for d in stored_manifest["documents"].as_array_mut().unwrap() {
+            d.as_object_mut().unwrap().remove("path");
+        }
+    }
     let result = BundleResult {
         bundle_id: bundle_id.into(),
         case_id: None,
@@ -188,7 +200,7 @@ async fn record_case(db: &TestDb, bundle_id: &str, birth: &str, live: &LiveSchem
         schema_version: report.schema_version_id.clone().unwrap(),
         received_at: m.received_at,
         verdict: report.verdict.as_str().into(),
-        manifest: manifest.clone(),
+        manifest: stored_manifest,
         report: serde_json::to_value(&report).unwrap(),
         documents: docs
             .iter()
@@ -252,9 +264,11 @@ async fn replay_with_the_version_a_case_was_checked_with_changes_nothing(db: Tes
     let live = live_from_registry(&db).await;
     record_case(&db, "uvg-same-1", "2012-06-01", &live).await;
     record_case(&db, "uvg-same-2", "2010-01-01", &live).await;
+    record_case_as(&db, "uvg-same-inline", "2015-01-01", &live, true).await;
     let opts = ReplayOptions { version_id: "uvg@1".into(), ..Default::default() };
     let report = schemas::replay(db.registry.as_ref(), &Settings::default(), &opts, "a").await.unwrap();
-    assert_eq!(report.cases_checked, 2);
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert_eq!(report.cases_checked, 3);
     assert!(report.changes.is_empty(), "the stored version reproduces its checks: {:#?}", report.changes);
 }
 
