@@ -49,7 +49,7 @@ async fn template() -> Template {
     let program = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/nachweis");
     let program = if program.exists() { program } else { std::env::current_exe().unwrap() };
     let extractor = SandboxExtractor::new(program, Limits::default());
-    let pipeline = Arc::new(Pipeline { schemas, extractor: Arc::new(extractor), settings: Settings::default() });
+    let pipeline = Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings: Settings::default() });
     let bundle = nachweis::intake::read_bundle_dir(&root().join("fixtures/bundles/uvg-19-verschluesselt-leer-kaputt")).unwrap();
     let Processed::Recorded { .. } = process_one(pipeline, store, bundle, chrono::Utc::now().date_naive()).await.expect("the template bundle is checked")
     else {
@@ -148,7 +148,7 @@ async fn run(backend: &str, database_url: &str, t: &Template) {
         default_tenant: TENANT.into(),
         ..Settings::default()
     };
-    let store = nachweis::store::connect(database_url).await.unwrap();
+    let (store, registry) = nachweis::store::connect_with_registry(database_url).await.unwrap();
     let started = Instant::now();
     if let Some(path) = database_url.strip_prefix("sqlite://") {
         let _ = path;
@@ -173,7 +173,7 @@ async fn run(backend: &str, database_url: &str, t: &Template) {
         })
         .await
         .unwrap();
-    let state = nachweis::startup::web_state(&settings, Arc::clone(&store)).unwrap();
+    let state = nachweis::startup::web_state(&settings, Arc::clone(&store), registry, None).await.unwrap();
     let signed = match nachweis::web::auth::sign_in(&state, "sb", password, None).await.unwrap() {
         nachweis::web::auth::SignIn::Ok { token, .. } => token,
         _ => panic!("sign-in"),

@@ -70,6 +70,9 @@ pub struct Settings {
     pub session_hours: u32,
     /// A session unused for this many minutes ends.
     pub session_idle_minutes: u32,
+    /// How often a running worker reloads the active schema versions from
+    /// the database (a refused version never replaces a serving one).
+    pub schema_reload_secs: u64,
 }
 
 impl Default for Settings {
@@ -94,6 +97,7 @@ impl Default for Settings {
             secure_cookies: true,
             session_hours: 8,
             session_idle_minutes: 60,
+            schema_reload_secs: 30,
         }
     }
 }
@@ -166,6 +170,12 @@ impl Settings {
             self.shutdown_grace_secs = v
                 .parse()
                 .map_err(|_| ConfigError::Env { name: "NACHWEIS_SHUTDOWN_GRACE_SECS", message: "must be a whole number of seconds".into() })?;
+        }
+        if let Some(v) = get("NACHWEIS_SCHEMA_RELOAD_SECS") {
+            self.schema_reload_secs = v.parse().ok().filter(|n| *n > 0).ok_or(ConfigError::Env {
+                name: "NACHWEIS_SCHEMA_RELOAD_SECS",
+                message: "must be a positive whole number of seconds".into(),
+            })?;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod intake;
 pub mod letter;
 pub mod queue;
 pub mod review;
+pub mod schemas;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

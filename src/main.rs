@@ -34,6 +34,10 @@ enum Command {
         /// The letter date (default: today), for replaying a check.
         #[arg(long)]
         today: Option<NaiveDate>,
+        /// Check with this stored schema version (e.g. uvg@2, from the
+        /// database) instead of the files under schemas/.
+        #[arg(long)]
+        schema_version: Option<String>,
     },
     /// Process every bundle under fixtures/bundles/ on the embedded default and show a summary.
     Demo {
@@ -126,10 +130,71 @@ enum AuditAction {
 
 #[derive(Subcommand)]
 enum SchemaAction {
-    /// Validate the schemas directory (or the given one).
-    Validate { dir: Option<PathBuf> },
-    /// List procedures, versions and tenant variants.
-    List,
+    /// Validate schema files (each in the context of the schemas directory)
+    /// or whole directories; with nothing given, the schemas directory.
+    Validate {
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store a new version from files (a catalogue, procedures, overlays);
+    /// files take the place of the active texts they stand for.
+    Add {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Who adds it (default: $NACHWEIS_ADMIN, else $USER).
+        #[arg(long)]
+        author: Option<String>,
+        /// Also activate what was added (for --tenant, or every tenant).
+        #[arg(long)]
+        activate: bool,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Leave this tenant's overlay out of the new version (repeatable).
+        #[arg(long = "without-overlay")]
+        without_overlay: Vec<String>,
+    },
+    /// Activate a stored version: `schema activate [PROCEDURE] VERSION [--tenant T]`.
+    Activate {
+        #[arg(required = true, num_args = 1..=2)]
+        args: Vec<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// List stored versions and where they are active.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changes between two versions (ids like uvg@2, or procedure files).
+    Diff {
+        a: String,
+        b: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-check stored cases with a candidate version; nothing is changed.
+    Replay {
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        procedure: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only cases whose newest bundle arrived on or after this day (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<NaiveDate>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Print the source texts of a stored version.
+    Show { version: String },
 }
 
 fn main() -> ExitCode {
@@ -171,7 +236,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Check { bundle, json, today } => check(&settings, &bundle, json, today).await,
+        Command::Check { bundle, json, today, schema_version } => check(&settings, &bundle, json, today, schema_version).await,
         Command::Demo { bundles, serve, no_serve } => {
             use std::io::IsTerminal as _;
             let then_serve = serve || (!no_serve && std::io::stdout().is_terminal());
@@ -179,7 +244,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Run => {
             let pipeline = startup::pipeline(&settings)?;
-            let store = wait_for_store(&settings).await?;
+            let (store, registry) = wait_for_store(&settings).await?;
+            let _reloader = startup::use_registry_schemas(
+                &settings,
+                &pipeline,
+                registry,
+                Some(std::time::Duration::from_secs(settings.schema_reload_secs)),
+            )
+            .await?;
             if let Some(amqp_url) = settings.amqp_url.clone() {
                 // Installed before connecting, so an early SIGTERM stops cleanly.
                 let stop = amqp::shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
@@ -197,7 +269,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            startup::store(&settings).await?;
+            let (_, registry) = startup::store_and_registry(&settings).await?;
+            startup::seed_schemas(&settings, registry.as_ref()).await?;
             println!("Datenbank ist auf dem neuesten Stand ({}).", settings.redacted_database_url());
             Ok(ExitCode::SUCCESS)
         }
@@ -256,42 +329,231 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         }
-        Command::Schema { action } => match action {
-            SchemaAction::Validate { dir } => {
-                let dir = dir.unwrap_or(settings.schemas_dir.clone());
-                match startup::load_schemas(&dir) {
-                    Ok(set) => {
-                        println!(
-                            "{}: gültig — Katalog {} ({} Dokumenttypen), {} Verfahren, {} Mandanten-Varianten",
-                            dir.display(),
-                            set.catalogue.version,
-                            set.catalogue.types.len(),
-                            set.procedures.len(),
-                            set.overlays.len()
-                        );
-                        Ok(ExitCode::SUCCESS)
-                    }
-                    Err(e) => {
-                        eprintln!("{e:#}");
-                        Ok(ExitCode::from(1))
+        Command::Schema { action } => schema_command(&settings, action).await,
+    }
+}
+
+fn admin_name(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("NACHWEIS_ADMIN").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| "admin".to_string())
+}
+
+fn print_diagnostics(diagnostics: &[nachweis::domain::schema::SchemaError]) {
+    for d in diagnostics {
+        eprintln!("{d}");
+    }
+}
+
+/// `nachweis schema …`: admin operations; see `nachweis::schemas`.
+async fn schema_command(settings: &Settings, action: SchemaAction) -> anyhow::Result<ExitCode> {
+    use nachweis::schemas::{self, SchemaAdminError};
+    let registry = || async {
+        let (_, registry) = startup::store_and_registry(settings).await?;
+        startup::seed_schemas(settings, registry.as_ref()).await?;
+        anyhow::Ok(registry)
+    };
+    // An invalid schema or a refused operation is the admin's to fix: its
+    // messages go to stderr and the exit code is 1, without a backtrace.
+    let refused = |e: SchemaAdminError| -> anyhow::Result<ExitCode> {
+        match e {
+            SchemaAdminError::Invalid(d) => {
+                print_diagnostics(&d);
+                eprintln!("Nichts gespeichert oder aktiviert: {} Fehler.", d.iter().filter(|x| x.is_error()).count());
+                Ok(ExitCode::from(1))
+            }
+            SchemaAdminError::Refused(m) => {
+                eprintln!("nachweis: {m}");
+                Ok(ExitCode::from(1))
+            }
+            other => Err(other.into()),
+        }
+    };
+    match action {
+        SchemaAction::Validate { paths, json } => {
+            let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| p.is_dir());
+            let mut runs = Vec::new();
+            for d in &dirs {
+                runs.push((d.display().to_string(), schemas::validate(d, &[])?));
+            }
+            if !files.is_empty() || dirs.is_empty() {
+                let label = if files.is_empty() {
+                    settings.schemas_dir.display().to_string()
+                } else {
+                    files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+                };
+                runs.push((label, schemas::validate(&settings.schemas_dir, &files)?));
+            }
+            let valid = runs.iter().all(|(_, v)| v.valid);
+            if json {
+                let out: Vec<_> = runs.iter().map(|(what, v)| serde_json::json!({"checked": what, "result": v})).collect();
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                for (what, v) in &runs {
+                    print_diagnostics(&v.diagnostics);
+                    let errors = v.diagnostics.iter().filter(|d| d.is_error()).count();
+                    let warnings = v.diagnostics.len() - errors;
+                    if v.valid {
+                        let list: Vec<String> = v.schemas.iter().map(|(p, ver)| format!("{p} {ver}")).collect();
+                        println!("{what}: gültig — {} Dokumenttypen; {}; {warnings} Warnung(en)", v.document_types, list.join(", "));
+                    } else {
+                        println!("{what}: ungültig — {errors} Fehler, {warnings} Warnung(en)");
                     }
                 }
             }
-            SchemaAction::List => {
-                let set = startup::load_schemas(&settings.schemas_dir)?;
-                for s in set.procedures.values().chain(set.overlays.values()) {
-                    println!(
-                        "{:<6} {:<28} {:<16} {} Anforderungen  {}",
-                        s.procedure.id,
-                        s.version,
-                        s.content_hash,
-                        s.requirements.len(),
-                        s.tenant.as_deref().unwrap_or("(alle Mandanten)")
-                    );
+            Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        SchemaAction::Add { files, comment, author, activate, tenant, without_overlay } => {
+            let registry = registry().await?;
+            let author = admin_name(author);
+            let files = schemas::read_files(&files)?;
+            let added = match schemas::add(registry.as_ref(), files, &without_overlay, &author, &comment).await {
+                Ok(a) => a,
+                Err(e) => return refused(e),
+            };
+            for a in &added {
+                print_diagnostics(&a.warnings);
+                if a.new {
+                    println!("Gespeichert: {} ({} {}), von {author}.", a.version_id, a.subject, a.label);
+                } else {
+                    println!("Unverändert: dieselben Texte sind schon als {} gespeichert.", a.version_id);
                 }
-                Ok(ExitCode::SUCCESS)
+                if let Some(other) = &a.label_reused_by {
+                    eprintln!("Warnung: die Versionsbezeichnung {} trägt schon {other} mit anderem Inhalt; bitte [procedure] version erhöhen.", a.label);
+                }
             }
-        },
+            if activate {
+                for a in &added {
+                    if let Err(e) = schemas::activate(registry.as_ref(), &a.version_id, tenant.as_deref(), &author).await {
+                        return refused(e);
+                    }
+                    println!("Aktiviert: {} für {}.", a.version_id, tenant.as_deref().unwrap_or("alle Mandanten ohne eigene Version"));
+                }
+            } else if let Some(a) = added.first() {
+                println!("Noch nicht aktiv. Wirkung prüfen: nachweis schema replay --version {}; dann nachweis schema activate {}", a.version_id, a.version_id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SchemaAction::Activate { args, tenant, author } => {
+            let registry = registry().await?;
+            let version = args.last().cloned().unwrap_or_default();
+            if args.len() == 2 && !version.starts_with(&format!("{}@", args[0])) {
+                eprintln!("nachweis: die Version {version} gehört nicht zum Verfahren {}.", args[0]);
+                return Ok(ExitCode::from(1));
+            }
+            let author = admin_name(author);
+            if let Err(e) = schemas::activate(registry.as_ref(), &version, tenant.as_deref(), &author).await {
+                return refused(e);
+            }
+            println!(
+                "Aktiviert: {version} für {}. Laufende Worker übernehmen sie beim nächsten Neuladen (spätestens nach {} s).",
+                tenant.as_deref().unwrap_or("alle Mandanten ohne eigene Version"),
+                settings.schema_reload_secs
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SchemaAction::List { json } => {
+            let registry = registry().await?;
+            let listed = schemas::list(registry.as_ref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&listed)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{:<16} {:<14} {:<12} {:<20} {:<26} {:<22} Kommentar", "Version", "Bezeichnung", "Hash", "Gespeichert", "Aktiv für", "Overlays");
+            for l in listed {
+                let v = &l.version;
+                let active: Vec<String> = l.active_for.iter().map(|t| t.clone().unwrap_or_else(|| "alle".to_string())).collect();
+                println!(
+                    "{:<16} {:<14} {:<12} {:<20} {:<26} {:<22} {}",
+                    v.version_id,
+                    v.label,
+                    &v.content_hash[..12.min(v.content_hash.len())],
+                    format!("{} {}", v.created_at.format("%Y-%m-%d %H:%M"), v.author),
+                    if active.is_empty() { "—".to_string() } else { active.join(", ") },
+                    if l.overlay_tenants.is_empty() { "—".to_string() } else { l.overlay_tenants.join(", ") },
+                    v.comment
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SchemaAction::Diff { a, b, json } => {
+            let registry = registry().await?;
+            let diffs = match schemas::diff(registry.as_ref(), &a, &b).await {
+                Ok(d) => d,
+                Err(e) => return refused(e),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&diffs)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for d in diffs {
+                println!("{}:", d.tenant.as_deref().map(|t| format!("Mandant {t}")).unwrap_or_else(|| "Basis (alle Mandanten)".to_string()));
+                if d.changes.is_empty() {
+                    println!("  keine Änderungen");
+                }
+                for c in d.changes {
+                    let mark = match c.kind {
+                        nachweis::domain::schema_diff::ChangeKind::Added => "+",
+                        nachweis::domain::schema_diff::ChangeKind::Removed => "−",
+                        nachweis::domain::schema_diff::ChangeKind::Changed => "~",
+                    };
+                    println!("  {mark} {}", c.text);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SchemaAction::Replay { version, procedure, tenant, since, json, author } => {
+            let registry = registry().await?;
+            let opts = schemas::ReplayOptions { version_id: version, procedure, tenant, since };
+            let report = match schemas::replay(registry.as_ref(), settings, &opts, &admin_name(author)).await {
+                Ok(r) => r,
+                Err(e) => return refused(e),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for c in &report.changes {
+                println!("Fall {} (Bündel {}, bisher geprüft mit {}): {} → {}", c.case_id, c.bundle_id, c.old_schema_version, verdict_de(&c.old_verdict), verdict_de(&c.new_verdict));
+                for r in &c.requirements {
+                    let old = r.old.as_deref().map(requirement_word_de).unwrap_or("(neu)");
+                    let new = r.new.as_deref().map(requirement_word_de).unwrap_or("(entfällt)");
+                    println!("  {:<24} {old} → {new}: {}", r.key, r.reason);
+                }
+            }
+            for (case, why) in &report.skipped {
+                println!("Fall {case} übersprungen: {why}");
+            }
+            println!(
+                "\nMit {}: {} Fälle geprüft, bei {} würde sich etwas ändern, bei {} das Gesamtergebnis. Kein Fall wurde verändert.",
+                report.version_id, report.cases_checked, report.cases_changed, report.bundle_verdicts_changed
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SchemaAction::Show { version } => {
+            let registry = registry().await?;
+            match schemas::sources_of(registry.as_ref(), &version).await {
+                Ok(s) => {
+                    for f in s.catalogue.iter().chain(s.procedure.iter()).chain(s.overlays.iter()) {
+                        println!("# ── {} ──\n{}", f.origin, f.text);
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => refused(e),
+            }
+        }
+    }
+}
+
+fn requirement_word_de(v: &str) -> &'static str {
+    match v {
+        "satisfied" => "liegt vor",
+        "missing" => "fehlt",
+        "expired" => "zu alt",
+        "uncertain" => "unklar",
+        _ => "nicht nötig",
     }
 }
 
@@ -299,11 +561,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
 /// reboot PostgreSQL may come up after the worker. A URL that names no
 /// supported database fails at once; anything else is retried with backoff
 /// until it works or the process is stopped.
-async fn wait_for_store(settings: &Settings) -> anyhow::Result<Arc<dyn nachweis::store::Store>> {
+async fn wait_for_store(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn nachweis::store::Store>, Arc<dyn nachweis::store::SchemaRegistry>)> {
     let mut delay = std::time::Duration::from_millis(500);
     loop {
-        match startup::store(settings).await {
-            Ok(store) => return Ok(store),
+        match startup::store_and_registry(settings).await {
+            Ok(both) => return Ok(both),
             Err(e) if e.downcast_ref::<nachweis::store::StoreError>().is_some_and(|s| matches!(s, nachweis::store::StoreError::UnsupportedUrl)) => {
                 return Err(e);
             }
@@ -321,8 +585,9 @@ async fn wait_for_store(settings: &Settings) -> anyhow::Result<Arc<dyn nachweis:
 
 /// `nachweis serve`: the review server until SIGTERM/SIGINT.
 async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let store = wait_for_store(settings).await?;
-    let state = startup::web_state(settings, store)?;
+    let (store, registry) = wait_for_store(settings).await?;
+    let reload = std::time::Duration::from_secs(settings.schema_reload_secs);
+    let state = startup::web_state(settings, store, registry, Some(reload)).await?;
     let listener = tokio::net::TcpListener::bind(&settings.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} (NACHWEIS_HTTP_ADDR)", settings.http_addr))?;
@@ -436,8 +701,29 @@ async fn user(settings: &Settings, action: UserAction) -> anyhow::Result<ExitCod
 }
 
 /// `nachweis check`: exit 0 with verdicts, 2 when the bundle is unusable.
-async fn check(settings: &Settings, dir: &std::path::Path, json: bool, today: Option<NaiveDate>) -> anyhow::Result<ExitCode> {
-    let pipeline = startup::pipeline(settings)?;
+async fn check(
+    settings: &Settings,
+    dir: &std::path::Path,
+    json: bool,
+    today: Option<NaiveDate>,
+    schema_version: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let pipeline = match schema_version {
+        None => startup::pipeline(settings)?,
+        Some(v) => {
+            let (_, registry) = startup::store_and_registry(settings).await?;
+            startup::seed_schemas(settings, registry.as_ref()).await?;
+            let set = match nachweis::schemas::set_for_version(registry.as_ref(), &v).await {
+                Ok(set) => set,
+                Err(nachweis::schemas::SchemaAdminError::Refused(m)) => {
+                    eprintln!("nachweis: {m}");
+                    return Ok(ExitCode::from(1));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            Arc::new(worker::Pipeline { schemas: set.into(), extractor: startup::extractor(settings)?, settings: settings.clone() })
+        }
+    };
     let dir = dir.to_path_buf();
     let bundle = match tokio::task::spawn_blocking(move || intake::read_bundle_dir(&dir)).await? {
         Ok(b) => b,
@@ -478,7 +764,11 @@ async fn check(settings: &Settings, dir: &std::path::Path, json: bool, today: Op
         }
         println!("\nAnforderungen:");
         for f in &report.requirements {
-            let child = f.child.map(|c| format!(" (Kind {})", c + 1)).unwrap_or_default();
+            let child = match (f.child, f.person) {
+                (Some(c), _) => format!(" (Kind {})", c + 1),
+                (None, Some(p)) => format!(" (Person {})", p + 1),
+                _ => String::new(),
+            };
             println!("  {:<16} {:<15} {}", format!("{}{child}", f.id), requirement_de(f.verdict), f.reason);
         }
         println!("\n{}", report.draft.text);
@@ -514,7 +804,8 @@ async fn demo(mut settings: Settings, bundles: &std::path::Path, then_serve: boo
         anyhow::bail!("no bundles (directories with manifest.json) under {}", bundles.display());
     }
     let pipeline = startup::pipeline(&settings)?;
-    let store = startup::store(&settings).await?;
+    let (store, registry) = startup::store_and_registry(&settings).await?;
+    startup::use_registry_schemas(&settings, &pipeline, registry, None).await?;
     // Late documents (manifests with a case_id) go after the bundles that
     // open cases, as they would arrive in real life.
     let is_late = |d: &PathBuf| {
@@ -554,7 +845,8 @@ async fn demo(mut settings: Settings, bundles: &std::path::Path, then_serve: boo
                             RequirementVerdict::Uncertain => " (unklar)",
                             _ => "",
                         };
-                        format!("{}{}{mark}", f.id, f.child.map(|c| format!("#{}", c + 1)).unwrap_or_default())
+                        // Per child or per person (Wohngeld's household): the 1-based index.
+                        format!("{}{}{mark}", f.id, f.child.or(f.person).map(|c| format!("#{}", c + 1)).unwrap_or_default())
                     })
                     .collect();
                 let path = worker::write_draft_file(&settings.drafts_dir, &case_id, draft_version, &report.draft.text)?;

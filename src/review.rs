@@ -10,7 +10,6 @@ use crate::config::Settings;
 use crate::domain::Report;
 use crate::domain::draft::{Draft, DraftKind};
 use crate::domain::review::{self, ApprovalProblem, Correction};
-use crate::domain::schema::SchemaSet;
 use crate::store::review::{
     CaseDetail, ClaimOutcome, Decision, DecisionOutcome, DraftChange, DraftRecord, NewDraftVersion, Role, Scope, User,
 };
@@ -79,7 +78,8 @@ pub enum Done {
 /// The review service.
 pub struct Review {
     pub store: Arc<dyn Store>,
-    pub schemas: Arc<SchemaSet>,
+    /// The schemas in force, shared with the periodic reload.
+    pub schemas: crate::schemas::LiveSchemas,
     pub settings: Arc<Settings>,
     pub letters: Arc<dyn LetterRenderer>,
 }
@@ -134,7 +134,7 @@ impl Review {
         let draft = current(&detail, draft_id)?;
         let report = report_of(draft)?;
         let correction = Correction { document_id: document_id.into(), first_page, doc_type: doc_type.into() };
-        review::validate_correction(&report.segments, &correction, &self.schemas.catalogue)
+        review::validate_correction(&report.segments, &correction, &self.schemas.current().catalogue)
             .map_err(|e| ReviewError::Invalid(vec![format!("Die Korrektur ist nicht möglich: {e}.")]))?;
         let previous = report
             .segments
@@ -280,7 +280,7 @@ impl Review {
         let manifests = self.store.case_manifests(case_id).await?;
         let documents = self.store.case_documents(case_id).await?;
         let (schemas, settings, corrections, case_id) =
-            (Arc::clone(&self.schemas), Arc::clone(&self.settings), corrections.to_vec(), case_id.to_string());
+            (self.schemas.current(), Arc::clone(&self.settings), corrections.to_vec(), case_id.to_string());
         tokio::task::spawn_blocking(move || {
             worker::recheck_case(&schemas, &settings, &manifests, &documents, &corrections, &case_id, today)
         })

@@ -21,7 +21,9 @@ use crate::store::{BundleResult, NewDraft, RecordOutcome, Store, StoreError, Sto
 
 /// Everything needed to check a bundle, shared by all workers.
 pub struct Pipeline {
-    pub schemas: SchemaSet,
+    /// The schemas in force; a running worker's reloader swaps them (see
+    /// `schemas::LiveSchemas`), each bundle is checked with one set.
+    pub schemas: crate::schemas::LiveSchemas,
     pub extractor: Arc<dyn Extractor>,
     pub settings: Settings,
 }
@@ -132,7 +134,8 @@ pub fn check_bundle_corrected(
     let mut extracted = pipeline.extractor.extract_all(&bundle.files_to_extract());
     extracted.extend(bundle.intake_failures());
     sanitise(&mut extracted);
-    let report = check_case(&pipeline.schemas, &pipeline.settings, &bundle.manifest, earlier, &extracted, corrections, case_reference, today)?;
+    let schemas = pipeline.schemas.current();
+    let report = check_case(&schemas, &pipeline.settings, &bundle.manifest, earlier, &extracted, corrections, case_reference, today)?;
     Ok((report, extracted))
 }
 
@@ -175,22 +178,7 @@ fn check_case(
         .for_bundle(&manifest.procedure, manifest.tenant.as_deref())
         .ok_or_else(|| JobError::Reject(format!("unknown procedure {:?}", manifest.procedure)))?;
     // Late documents: the case is checked as a whole, earlier uploads first.
-    let mut combined = manifest.clone();
-    let mut all_docs = Vec::new();
-    if !earlier.is_empty() {
-        let mut docs = Vec::new();
-        for (m, e) in earlier {
-            if let Some(mut d) = m.documents.iter().find(|d| d.document_id == e.document_id).cloned() {
-                let qualified = report_document_id(&manifest.bundle_id, &m.bundle_id, &d.document_id);
-                d.document_id = qualified.clone();
-                docs.push(d);
-                all_docs.push(ExtractedDocument { document_id: qualified, ..e.clone() });
-            }
-        }
-        docs.extend(manifest.documents.iter().cloned());
-        combined.documents = docs;
-    }
-    all_docs.extend(extracted.iter().cloned());
+    let (combined, all_docs) = domain::combine_case(manifest, extracted, earlier);
     let corrections: Vec<Correction> = corrections
         .iter()
         .map(|c| Correction {
@@ -294,7 +282,9 @@ pub async fn process_one(
         case_id: bundle.manifest.case_id.as_ref().map(|_| case_id.clone()),
         procedure: bundle.manifest.procedure.clone(),
         tenant: bundle.manifest.tenant.clone(),
-        schema_version: report.schema_version.clone(),
+        // The stored version id (`uvg@3`) when the schema came from the
+        // registry: it names the exact text the check can be re-run with.
+        schema_version: report.schema_version_id.clone().unwrap_or_else(|| report.schema_version.clone()),
         received_at: bundle.manifest.received_at,
         verdict: report.verdict.as_str().to_string(),
         manifest: bundle.raw_manifest.clone(),
@@ -331,7 +321,7 @@ fn pair_earlier_documents(manifests: &[serde_json::Value], docs: &[StoredDocumen
     let mut out = Vec::new();
     let mut next = 0;
     for value in manifests {
-        let Ok(m) = Manifest::from_value(value) else {
+        let Ok(m) = Manifest::from_stored(value) else {
             tracing::warn!(message = "A stored manifest no longer parses; its documents are left out of the re-check.");
             continue;
         };

@@ -185,7 +185,7 @@ async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browse
     let settings = Settings { default_tenant: "lk-musterland".into(), ..Settings::default() };
     let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
     let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
-    let pipeline = Arc::new(Pipeline { schemas, extractor: Arc::new(extractor), settings });
+    let pipeline = Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings });
     let bundle = nachweis::intake::read_bundle_dir(&root().join("fixtures/bundles/uvg-19-verschluesselt-leer-kaputt")).unwrap();
     let Processed::Recorded { case_id, .. } = process_one(pipeline, Arc::clone(&store), bundle, chrono::Utc::now().date_naive()).await.unwrap()
     else {
@@ -357,7 +357,7 @@ async fn a_double_click_on_approve_releases_one_letter() {
     let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
     let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
     let settings = Settings { default_tenant: "lk-musterland".into(), ..Settings::default() };
-    let pipeline = Arc::new(Pipeline { schemas, extractor: Arc::new(extractor), settings });
+    let pipeline = Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings });
     let bundle = nachweis::intake::read_bundle_dir(&root().join("fixtures/bundles/uvg-19-verschluesselt-leer-kaputt")).unwrap();
     let Processed::Recorded { case_id, .. } = process_one(pipeline, Arc::clone(&store), bundle, chrono::Utc::now().date_naive()).await.unwrap()
     else {

@@ -18,7 +18,7 @@ fn root() -> PathBuf {
 fn pipeline() -> Arc<Pipeline> {
     let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
     let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
-    Arc::new(Pipeline { schemas, extractor: Arc::new(extractor), settings: Settings::default() })
+    Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings: Settings::default() })
 }
 
 async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {

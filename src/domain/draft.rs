@@ -37,7 +37,7 @@ impl Default for Letterhead {
             authority: "Landkreis Musterland".into(),
             department: "Jugendamt – Unterhaltsvorschusskasse".into(),
             return_address: "Landkreis Musterland · Jugendamt · Schloßplatz 1 · 12345 Musterstadt".into(),
-            contact_name: "Ihre Sachbearbeitung Unterhaltsvorschuss".into(),
+            contact_name: "Ihre Sachbearbeitung".into(),
             contact_phone: "01234 567-0".into(),
             contact_email: "uvg@landkreis-musterland.example".into(),
             office_hours: "Mo–Fr 8:30–12:00 Uhr, Do 14:00–17:30 Uhr".into(),
@@ -73,6 +73,9 @@ impl DraftKind {
 pub struct LetterItem {
     pub requirement: String,
     pub child: Option<usize>,
+    /// Index into the finding's person list, for lists other than children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<usize>,
     /// The plain-language sentence: what to send and why.
     pub text: String,
 }
@@ -196,12 +199,22 @@ pub fn draft(
     let mut review_notes = Vec::new();
     for f in findings {
         let req = schema.requirements.iter().find(|r| r.id == f.id).expect("finding of a schema requirement");
-        let child = f.child.map(|i| &manifest.children[i]);
-        let values = child
+        // The person a per-person finding is about: a child or a member of
+        // another list.
+        let person = match (f.child, &f.list, f.person) {
+            (Some(i), _, _) => manifest.members(super::schema::CHILDREN).get(i).copied(),
+            (None, Some(list), Some(i)) => manifest.members(list).get(i).copied(),
+            _ => None,
+        };
+        let values = person
             .map(|c| {
+                let name = clean(&format!("{} {}", c.given_name, c.family_name));
+                let born = c.birth_date.map(date_de).unwrap_or_else(|| "–".to_string());
                 vec![
-                    ("kind", clean(&format!("{} {}", c.given_name, c.family_name))),
-                    ("kind_geburtsdatum", date_de(c.birth_date)),
+                    ("kind", name.clone()),
+                    ("kind_geburtsdatum", born.clone()),
+                    ("person", name),
+                    ("person_geburtsdatum", born),
                 ]
             })
             .unwrap_or_default();
@@ -221,7 +234,7 @@ pub fn draft(
                         " Die von Ihnen hochgeladene Datei „{file}“ konnte nicht verwendet werden, weil {why}. Bitte reichen Sie eine gut lesbare Kopie ein."
                     ));
                 }
-                items.push(LetterItem { requirement: f.id.clone(), child: f.child, text });
+                items.push(LetterItem { requirement: f.id.clone(), child: f.child, person: f.person, text });
             }
             RequirementVerdict::Expired => {
                 let max_age = req.accepts.iter().filter_map(|a| a.max_age_days).max().unwrap_or(0);
@@ -229,10 +242,10 @@ pub fn draft(
                 text.push_str(&format!(
                     " Der eingereichte Nachweis vom {when} ist älter als {max_age} Tage; bitte senden Sie uns einen aktuellen Nachweis."
                 ));
-                items.push(LetterItem { requirement: f.id.clone(), child: f.child, text });
+                items.push(LetterItem { requirement: f.id.clone(), child: f.child, person: f.person, text });
             }
             RequirementVerdict::Uncertain => {
-                let who = child.map(|c| format!(" ({})", clean(&c.given_name))).unwrap_or_default();
+                let who = person.map(|c| format!(" ({})", clean(c.given_name))).unwrap_or_default();
                 review_notes.push(format!("{}{}: {}", req.label, who, f.reason));
             }
             RequirementVerdict::Satisfied | RequirementVerdict::NotApplicable => {}
@@ -274,9 +287,15 @@ pub fn draft(
     } else {
         Vec::new()
     };
+    // A procedure may name its own department (Wohngeldbehörde, Jugendamt);
+    // the rest of the letterhead is the tenant's configuration.
+    let mut letterhead = letterhead.clone();
+    if let Some(department) = &schema.procedure.department {
+        letterhead.department = department.clone();
+    }
     let mut d = Draft {
         kind,
-        letterhead: letterhead.clone(),
+        letterhead,
         address,
         date: today,
         deadline: due,

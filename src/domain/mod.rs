@@ -8,11 +8,14 @@ pub mod catalogue;
 pub mod check;
 pub mod classify;
 pub mod dates;
+pub mod diagnostics;
 pub mod document;
 pub mod draft;
 pub mod highlight;
 pub mod review;
+pub mod replay;
 pub mod schema;
+pub mod schema_diff;
 pub mod text;
 
 use chrono::NaiveDate;
@@ -44,7 +47,14 @@ pub struct Report {
     pub tenant: Option<String>,
     pub schema_version: String,
     pub schema_hash: String,
+    /// The stored schema version (`uvg@3`) when the schema came from the
+    /// database's registry; its text reproduces this check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_version_id: Option<String>,
     pub catalogue_version: String,
+    /// The stored catalogue version (`catalogue@2`), likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalogue_version_id: Option<String>,
     pub received_on: NaiveDate,
     pub verdict: BundleVerdict,
     pub segments: Vec<Segment>,
@@ -62,6 +72,34 @@ pub struct Context<'a> {
     pub today: NaiveDate,
     /// The case reference printed on the letter.
     pub case_reference: &'a str,
+}
+
+/// A case checked as a whole: the newest bundle's manifest with the
+/// documents of the case's earlier bundles put first. Earlier document ids
+/// are qualified as `<bundle_id>/<document_id>` (ids are unique only within
+/// a bundle); `documents` are the newest bundle's extraction results.
+pub fn combine_case(
+    manifest: &Manifest,
+    documents: &[ExtractedDocument],
+    earlier: &[(Manifest, ExtractedDocument)],
+) -> (Manifest, Vec<ExtractedDocument>) {
+    let mut combined = manifest.clone();
+    let mut all_docs = Vec::new();
+    if !earlier.is_empty() {
+        let mut docs = Vec::new();
+        for (m, e) in earlier {
+            if let Some(mut d) = m.documents.iter().find(|d| d.document_id == e.document_id).cloned() {
+                let qualified = format!("{}/{}", m.bundle_id, d.document_id);
+                d.document_id = qualified.clone();
+                docs.push(d);
+                all_docs.push(ExtractedDocument { document_id: qualified, ..e.clone() });
+            }
+        }
+        docs.extend(manifest.documents.iter().cloned());
+        combined.documents = docs;
+    }
+    all_docs.extend(documents.iter().cloned());
+    (combined, all_docs)
 }
 
 /// Classifies, checks and drafts. `documents` must hold one entry per
@@ -140,7 +178,9 @@ pub fn process_corrected(
         tenant: manifest.tenant.clone(),
         schema_version: ctx.schema.version.clone(),
         schema_hash: ctx.schema.content_hash.clone(),
+        schema_version_id: ctx.schema.version_id.clone(),
         catalogue_version: ctx.catalogue.version.clone(),
+        catalogue_version_id: ctx.catalogue.version_id.clone(),
         received_on: received,
         verdict,
         segments,

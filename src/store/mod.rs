@@ -12,9 +12,11 @@ mod audit;
 mod common;
 pub mod postgres;
 pub mod review;
+pub mod schema_registry;
 pub mod sqlite;
 
 pub use review::ReviewStore;
+pub use schema_registry::SchemaRegistry;
 
 /// Errors at the storage boundary. `Unavailable` is worth a retry (the
 /// database is down or the connection broke); the others are not.
@@ -220,4 +222,22 @@ pub async fn connect(database_url: &str) -> Result<std::sync::Arc<dyn Store>, St
     };
     store.migrate().await?;
     Ok(store)
+}
+
+/// Opens the store and its schema registry over one connection pool, and
+/// migrates the database (see `connect`).
+pub async fn connect_with_registry(
+    database_url: &str,
+) -> Result<(std::sync::Arc<dyn Store>, std::sync::Arc<dyn SchemaRegistry>), StoreError> {
+    if database_url.starts_with("sqlite:") {
+        let s = std::sync::Arc::new(sqlite::SqliteStore::connect(database_url).await?);
+        s.migrate().await?;
+        Ok((s.clone(), s))
+    } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+        let s = std::sync::Arc::new(postgres::PostgresStore::connect(database_url).await?);
+        s.migrate().await?;
+        Ok((s.clone(), s))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
 }

@@ -34,6 +34,8 @@ pub trait PageImages: Send + Sync {
 /// What every handler shares.
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Schema versions (the admin pages).
+    pub registry: Arc<dyn crate::store::SchemaRegistry>,
     pub review: Arc<Review>,
     pub settings: Arc<Settings>,
     /// Absent where no renderer is configured: pages then show no images.

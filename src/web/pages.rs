@@ -318,7 +318,7 @@ pub async fn queue(State(state): State<Arc<AppState>>, Signed(session): Signed, 
     let current_page = query.offset / PAGE_SIZE + 1;
     let pages = (page.total + PAGE_SIZE - 1) / PAGE_SIZE;
     let procedures: Vec<(String, String)> =
-        state.review.schemas.procedures.values().map(|s| (s.procedure.id.clone(), s.procedure.title.clone())).collect();
+        state.review.schemas.current().procedures.values().map(|s| (s.procedure.id.clone(), s.procedure.title.clone())).collect();
     let html = render(
         "queue.html",
         minijinja::context! {
@@ -339,7 +339,7 @@ pub async fn queue(State(state): State<Arc<AppState>>, Signed(session): Signed, 
 }
 
 fn procedure_title(state: &AppState, id: &str) -> String {
-    state.review.schemas.procedures.get(id).map(|s| s.procedure.title.clone()).unwrap_or_else(|| id.to_string())
+    state.review.schemas.current().procedures.get(id).map(|s| s.procedure.title.clone()).unwrap_or_else(|| id.to_string())
 }
 
 // ---------------------------------------------------------------------------
@@ -448,7 +448,7 @@ async fn case_page(
         })
         .unwrap_or_default();
     let documents = document_views(state, &detail, report.as_ref(), case_id);
-    let types: Vec<(String, String)> = state.review.schemas.catalogue.ids().map(|id| (id.to_string(), state.review.schemas.catalogue.label(id).to_string())).collect();
+    let types: Vec<(String, String)> = state.review.schemas.current().catalogue.ids().map(|id| (id.to_string(), state.review.schemas.current().catalogue.label(id).to_string())).collect();
     let drafts: Vec<DraftLine> = detail
         .drafts
         .iter()
@@ -514,7 +514,7 @@ async fn case_page(
             corrections => detail.corrections.iter().map(|c| format!(
                 "{}: {} ab Seite {} von „{}“ zu „{}“ korrigiert ({})",
                 labels::moment(c.created_at), c.document_id, c.first_page,
-                state.review.schemas.catalogue.label(&c.previous_type), state.review.schemas.catalogue.label(&c.doc_type), c.username
+                state.review.schemas.current().catalogue.label(&c.previous_type), state.review.schemas.current().catalogue.label(&c.doc_type), c.username
             )).collect::<Vec<_>>(),
             message => message,
             error => error,
@@ -588,7 +588,7 @@ fn document_views(state: &AppState, detail: &CaseDetail, report: Option<&Report>
                             reason: s.reason.clone(),
                             readable: s.is_readable(),
                             declared_matches: s.declared_type_matches,
-                            corrected_from: s.corrected_from.as_ref().map(|t| state.review.schemas.catalogue.label(t).to_string()),
+                            corrected_from: s.corrected_from.as_ref().map(|t| state.review.schemas.current().catalogue.label(t).to_string()),
                             report_document_id: rid.clone(),
                         })
                         .collect()
@@ -618,7 +618,7 @@ fn document_views(state: &AppState, detail: &CaseDetail, report: Option<&Report>
                 index,
                 filename: d.filename.clone(),
                 media_type: d.media_type.clone(),
-                declared_label: d.declared_type.as_ref().map(|t| state.review.schemas.catalogue.label(t).to_string()),
+                declared_label: d.declared_type.as_ref().map(|t| state.review.schemas.current().catalogue.label(t).to_string()),
                 segments,
                 pages,
                 notes: report

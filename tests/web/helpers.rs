@@ -42,8 +42,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         ..Settings::default()
     };
     configure(&mut settings);
-    let store = nachweis::store::connect(&settings.database_url).await.unwrap();
-    let mut state = nachweis::startup::web_state(&settings, Arc::clone(&store)).unwrap();
+    let (store, registry) = nachweis::store::connect_with_registry(&settings.database_url).await.unwrap();
+    let mut state = nachweis::startup::web_state(&settings, Arc::clone(&store), registry, None).await.unwrap();
     // The page renderer is this crate's binary started as a child.
     let renderer = nachweis::extract::render::PageRenderer::new(
         PathBuf::from(env!("CARGO_BIN_EXE_nachweis")),
@@ -186,7 +186,7 @@ impl TestApp {
     pub async fn seed(&self, fixture: &str) -> String {
         let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
         let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
-        let pipeline = Arc::new(Pipeline { schemas, extractor: Arc::new(extractor), settings: self.settings.clone() });
+        let pipeline = Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings: self.settings.clone() });
         let bundle = nachweis::intake::read_bundle_dir(&root().join("fixtures/bundles").join(fixture)).unwrap();
         match process_one(pipeline, Arc::clone(&self.store), bundle, chrono::Utc::now().date_naive()).await.unwrap() {
             Processed::Recorded { case_id, .. } | Processed::AlreadyRecorded { case_id } => case_id,
