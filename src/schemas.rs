@@ -153,22 +153,7 @@ impl SchemaSources {
                     self.overlays.retain(|o| overlay_target(&o.text) != target || target.is_none());
                     self.overlays.push(f);
                 }
-                None => {
-                    // Parse errors are reported by the validation itself.
-                    let (_, _, syntax) = crate::domain::diagnostics::SourceMap::parse(&f.origin, &f.text);
-                    if syntax.is_empty() {
-                        errors.push(SchemaError {
-                            line: 1,
-                            column: 1,
-                            ..SchemaError::invalid(
-                                &f.origin,
-                                "Die Datei ist weder ein Dokumentkatalog ([catalogue]) noch ein Verfahren ([procedure]) noch ein Overlay ([overlay]).",
-                            )
-                        });
-                    } else {
-                        errors.extend(syntax);
-                    }
-                }
+                None => errors.extend(unknown_kind(&f)),
             }
         }
         errors
@@ -184,6 +169,24 @@ impl SchemaSources {
         let overlays = self.overlays.iter().filter(|o| overlay_target(&o.text).is_some_and(|(q, _)| q == procedure)).cloned().collect();
         Some(VersionSources { catalogue: None, procedure: Some(p.clone()), overlays })
     }
+}
+
+/// Why a file is none of the three kinds: its TOML syntax errors with
+/// their positions, or, for readable TOML, that the table saying what it is
+/// is missing.
+fn unknown_kind(f: &SourceFile) -> Vec<SchemaError> {
+    let (_, _, syntax) = crate::domain::diagnostics::SourceMap::parse(&f.origin, &f.text);
+    if !syntax.is_empty() {
+        return syntax;
+    }
+    vec![SchemaError {
+        line: 1,
+        column: 1,
+        ..SchemaError::invalid(
+            &f.origin,
+            "Die Datei ist weder ein Dokumentkatalog ([catalogue]) noch ein Verfahren ([procedure]) noch ein Overlay ([overlay]).",
+        )
+    }]
 }
 
 /// The outcome of `validate`: every error and warning, and what the set
@@ -393,7 +396,7 @@ pub async fn plan(reg: &dyn SchemaRegistry, files: Vec<SourceFile>, without_over
                 entry.overlays.retain(|o| overlay_target(&o.text).is_none_or(|(_, ot)| ot != t));
                 entry.overlays.push(f);
             }
-            None => errors.push(SchemaError { line: 1, column: 1, ..SchemaError::invalid(&f.origin, "Die Datei ist weder Dokumentkatalog, Verfahren noch Overlay.") }),
+            None => errors.extend(unknown_kind(&f)),
         }
     }
     if !without_overlays.is_empty() {
@@ -659,7 +662,8 @@ pub struct ReplayOptions {
     pub version_id: String,
     /// For a catalogue candidate: only this procedure (default: all active).
     pub procedure: Option<String>,
-    /// Only cases of this tenant.
+    /// Only cases of this tenant (a case whose bundle named none counts to
+    /// `Settings::default_tenant`).
     pub tenant: Option<String>,
     /// Only cases whose newest bundle arrived on or after this day.
     pub since: Option<NaiveDate>,
@@ -712,7 +716,10 @@ pub async fn replay(reg: &dyn SchemaRegistry, settings: &Settings, opts: &Replay
             tenant.and_then(|t| act.tenants.get(&(procedure.clone(), t.to_string()))).or_else(|| act.defaults.get(&procedure))
         };
         let mut built: BTreeMap<String, SchemaSet> = BTreeMap::new();
-        for case in reg.replay_cases(&procedure).await? {
+        for mut case in reg.replay_cases(&procedure).await? {
+            // A case whose bundle named no tenant belongs to the default
+            // tenant (as the review pages' `Scope` and the worker see it).
+            case.tenant = case.tenant.or_else(|| Some(settings.default_tenant.clone()));
             if opts.tenant.is_some() && case.tenant != opts.tenant {
                 continue;
             }

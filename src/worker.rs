@@ -174,8 +174,12 @@ fn check_case(
     case_reference: &str,
     today: NaiveDate,
 ) -> Result<Report, JobError> {
+    // A bundle that names no tenant belongs to the default tenant: its
+    // activated version (if it has one) serves it, as the review pages'
+    // tenant scope counts such cases to it.
+    let tenant = manifest.tenant.as_deref().unwrap_or(settings.default_tenant.as_str());
     let schema = schemas
-        .for_bundle(&manifest.procedure, manifest.tenant.as_deref())
+        .for_bundle(&manifest.procedure, Some(tenant))
         .ok_or_else(|| JobError::Reject(format!("unknown procedure {:?}", manifest.procedure)))?;
     // Late documents: the case is checked as a whole, earlier uploads first.
     let (combined, all_docs) = domain::combine_case(manifest, extracted, earlier);

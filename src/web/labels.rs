@@ -84,6 +84,10 @@ pub fn audit_action(v: &str) -> &str {
         "sign_in_locked" => "Anmeldung gesperrt (zu viele Fehlversuche)",
         "audit_exported" => "Protokoll exportiert",
         "api_token_created" => "API-Token erstellt",
+        "schema_validated" => "Schema geprüft",
+        "schema_added" => "Schemaversion gespeichert",
+        "schema_activated" => "Schemaversion aktiviert",
+        "schema_replayed" => "Probelauf einer Schemaversion",
         other => other,
     }
 }

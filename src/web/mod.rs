@@ -1,5 +1,5 @@
 //! The review server (`nachweis serve`): server-rendered German pages for
-//! caseworkers and auditors, the JSON API with its OpenAPI document, and the
+//! caseworkers, auditors and admins (procedure schemas under `/verwaltung`), the JSON API with its OpenAPI document, and the
 //! middleware every response passes (security headers, server timing).
 //!
 //! `app(state)` builds the router; handlers live in `pages`, `api` and
@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::review::Review;
 use crate::store::Store;
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -66,6 +67,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/faelle/{case_id}/protokoll", get(pages::case_audit))
         .route("/faelle/{case_id}/protokoll.jsonl", get(pages::case_audit_export))
         .route("/protokoll", get(pages::audit_index))
+        .route("/verwaltung", get(admin::overview))
+        .route("/verwaltung/hochladen", get(admin::upload_page))
+        .route("/verwaltung/pruefen", post(admin::check))
+        .route("/verwaltung/speichern", post(admin::save))
+        .route("/verwaltung/versionen/{version_id}", get(admin::version))
+        .route("/verwaltung/vergleich", get(admin::diff))
+        .route("/verwaltung/probelauf", get(admin::replay_page).post(admin::replay))
+        .route("/verwaltung/aktivieren", get(admin::activate_page).post(admin::activate))
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/v1/cases", get(api::list_cases))
         .route("/api/v1/cases/{case_id}", get(api::get_case))

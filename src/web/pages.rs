@@ -24,7 +24,7 @@ use crate::worker::report_document_id;
 
 /// What every page's layout shows of the signed-in account.
 #[derive(Serialize)]
-struct Account {
+pub(super) struct Account {
     username: String,
     display_name: String,
     tenant: String,
@@ -33,7 +33,7 @@ struct Account {
     csrf: String,
 }
 
-fn account(state: &AppState, s: &Session) -> Account {
+pub(super) fn account(state: &AppState, s: &Session) -> Account {
     Account {
         username: s.user.username.clone(),
         display_name: s.user.display_name.clone(),

@@ -16,6 +16,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("audit.html", include_str!("templates/audit.html")),
     ("audit_index.html", include_str!("templates/audit_index.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("admin_nav.html", include_str!("templates/admin_nav.html")),
+    ("admin_source.html", include_str!("templates/admin_source.html")),
+    ("admin_overview.html", include_str!("templates/admin_overview.html")),
+    ("admin_upload.html", include_str!("templates/admin_upload.html")),
+    ("admin_version.html", include_str!("templates/admin_version.html")),
+    ("admin_diff.html", include_str!("templates/admin_diff.html")),
+    ("admin_replay.html", include_str!("templates/admin_replay.html")),
+    ("admin_activate.html", include_str!("templates/admin_activate.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
