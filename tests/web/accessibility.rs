@@ -56,6 +56,8 @@ async fn every_page_labels_its_controls_and_keeps_its_headings_in_order() {
     let anna = app.caseworker("anna").await;
     app.add_user("revision", Role::Auditor, TENANT).await;
     let auditor = app.sign_in("revision").await;
+    app.add_user("verwaltung", Role::Admin, TENANT).await;
+    let admin = app.sign_in("verwaltung").await;
     // The case view as the caseworker who holds it (with every form on it).
     app.post_form(&format!("/faelle/{case}/uebernehmen"), Some(&anna.cookie), &[("csrf", &anna.csrf)]).await;
     let pages = [
@@ -66,12 +68,34 @@ async fn every_page_labels_its_controls_and_keeps_its_headings_in_order() {
         (format!("/faelle/{case}/protokoll"), Some(&auditor.cookie)),
         ("/protokoll".to_string(), Some(&auditor.cookie)),
         ("/gibt-es-nicht".to_string(), Some(&anna.cookie)),
+        ("/verwaltung".to_string(), Some(&admin.cookie)),
+        ("/verwaltung/hochladen".to_string(), Some(&admin.cookie)),
+        ("/verwaltung/hochladen?vorlage=uvg@1&teil=overlay".to_string(), Some(&admin.cookie)),
+        ("/verwaltung/versionen/uvg@1".to_string(), Some(&admin.cookie)),
+        ("/verwaltung/vergleich?a=uvg@1&b=uvg@1".to_string(), Some(&admin.cookie)),
+        ("/verwaltung/probelauf?version=uvg@1".to_string(), Some(&admin.cookie)),
+        ("/verwaltung/aktivieren".to_string(), Some(&admin.cookie)),
+        ("/verwaltung/aktivieren?version=uvg@1".to_string(), Some(&admin.cookie)),
     ];
     let mut all = Vec::new();
     for (path, cookie) in pages {
         let r = app.get(&path, cookie.map(|c| c.as_str())).await;
         assert!(r.status == StatusCode::OK || r.status == StatusCode::NOT_FOUND, "{path}: {}", r.status);
         all.extend(problems(&r.text()).into_iter().map(|p| format!("{path}: {p}")));
+    }
+    // The admin pages that answer a POST: a check with errors in place, a
+    // valid check with its Speichern button, a replay with its results.
+    let broken = std::fs::read_to_string(crate::helpers::root().join("schemas/procedures/uvg.toml")).unwrap().replacen("match_child_name", "match_child_nme", 1);
+    let valid = "[overlay]\ntenant = \"lk-musterland\"\nprocedure = \"uvg\"\nversion = \"1\"\n\n[requirements.schulbescheinigung.when]\nchild_age_at_least = 12\n";
+    let posts: [(&str, Vec<(&str, &str)>); 3] = [
+        ("/verwaltung/pruefen", vec![("csrf", &admin.csrf), ("datei", "procedures/uvg.toml"), ("text", &broken)]),
+        ("/verwaltung/pruefen", vec![("csrf", &admin.csrf), ("datei", ""), ("text", valid)]),
+        ("/verwaltung/probelauf", vec![("csrf", &admin.csrf), ("version", "uvg@1")]),
+    ];
+    for (path, fields) in posts {
+        let r = app.post_form(path, Some(&admin.cookie), &fields).await;
+        assert!(r.status == StatusCode::OK || r.status == StatusCode::UNPROCESSABLE_ENTITY, "{path}: {}", r.status);
+        all.extend(problems(&r.text()).into_iter().map(|p| format!("POST {path}: {p}")));
     }
     assert!(all.is_empty(), "{}", all.join("\n"));
 }

@@ -72,6 +72,12 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The body with the entities minijinja's autoescape writes for `/`,
+    /// quotes and apostrophes turned back, for assertions on page text.
+    pub fn html(&self) -> String {
+        self.text().replace("&#x2f;", "/").replace("&quot;", "\"").replace("&#x27;", "'")
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
