@@ -120,10 +120,20 @@ async fn browser(driver_port: u16, profile: &Path, downloads: &Path) -> Client {
         .expect("a WebDriver session with Chromium")
 }
 
-/// Runs one step; on failure saves a screenshot and the page source.
+/// Runs one step; on failure saves a screenshot and the page source (with
+/// `NACHWEIS_SCREENSHOTS` set, after every step, to look at the layout).
 async fn step<T, F: std::future::Future<Output = Result<T, String>>>(client: &Client, name: &str, f: F) -> T {
     match f.await {
-        Ok(v) => v,
+        Ok(v) => {
+            if std::env::var_os("NACHWEIS_SCREENSHOTS").is_some() {
+                let dir = root().join("target/browser-screenshots");
+                std::fs::create_dir_all(&dir).ok();
+                if let Ok(shot) = client.screenshot().await {
+                    std::fs::write(dir.join(format!("{name}.png")), shot).ok();
+                }
+            }
+            v
+        }
         Err(e) => {
             let dir = root().join("target/browser-screenshots");
             std::fs::create_dir_all(&dir).ok();
@@ -417,4 +427,142 @@ async fn a_double_click_on_approve_releases_one_letter() {
     let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE event_type = 'letter.approved'").fetch_one(&pool).await.unwrap();
     let approvals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'draft_approved'").fetch_one(&pool).await.unwrap();
     assert_eq!((letters, events, approvals), (1, 1, 1));
+}
+
+/// Replaces the content of a text field as a person would: select all, type.
+async fn retype(client: &Client, id: &str, text: &str) -> Result<(), String> {
+    let field = client.find(Locator::Id(id)).await.map_err(cmd)?;
+    field.clear().await.map_err(cmd)?;
+    field.send_keys(text).await.map_err(cmd)
+}
+
+/// The page fits the 1366 px window: no horizontal scrolling.
+async fn fits_width(client: &Client, what: &str) -> Result<(), String> {
+    let v = client.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await.map_err(cmd)?;
+    let (scroll, inner) = (v[0].as_f64().unwrap_or(0.0), v[1].as_f64().unwrap_or(0.0));
+    if scroll > inner + 1.0 {
+        return Err(format!("{what} scrolls sideways: {scroll} px wide in a {inner} px window"));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_fixes_an_uploaded_schema_in_place_saves_replays_and_activates_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", tmp.path().join("browser.sqlite").display());
+    let store = nachweis::store::connect(&database_url).await.unwrap();
+    let settings = Settings { default_tenant: "lk-musterland".into(), ..Settings::default() };
+    let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
+    let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
+    let pipeline = Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings });
+    // A complete case of the admin's tenant (the bundle names none: the default).
+    let bundle = nachweis::intake::read_bundle_dir(&root().join("fixtures/bundles/uvg-11-buergergeld-statt-lohn")).unwrap();
+    let Processed::Recorded { case_id, .. } = process_one(pipeline, Arc::clone(&store), bundle, chrono::Utc::now().date_naive()).await.unwrap()
+    else {
+        panic!("the case is recorded")
+    };
+    store
+        .add_user(&User {
+            username: "verwaltung".into(),
+            display_name: "Vera Verwaltung".into(),
+            tenant: "lk-musterland".into(),
+            role: Role::Admin,
+            password_hash: nachweis::web::auth::hash_password(PASSWORD).unwrap(),
+            disabled: false,
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let shipped = std::fs::read_to_string(root().join("schemas/procedures/uvg.toml")).unwrap();
+    // The Unterhaltstitel asked for always, under a new label.
+    let fixed = shipped
+        .replacen("when = { fact = \"maintenance_title_exists\", equals = true }\n", "", 1)
+        .replacen("version = \"2026.11.1\"", "version = \"2026.12.1\"", 1);
+    let broken = fixed.replacen("match_child_name = true", "match_child_nme = true", 1);
+
+    let (_server, base) = start_server(&database_url);
+    let (_driver, driver_port) = start_chromedriver();
+    let client = browser(driver_port, &tmp.path().join("profile"), tmp.path()).await;
+
+    step(&client, "admin-01-sign-in", async {
+        client.goto(&format!("{base}/verwaltung")).await.map_err(cmd)?;
+        client.find(Locator::Id("benutzername")).await.map_err(cmd)?.send_keys("verwaltung").await.map_err(cmd)?;
+        client.find(Locator::Id("passwort")).await.map_err(cmd)?.send_keys(PASSWORD).await.map_err(cmd)?;
+        client.find(Locator::Css("button[type=submit]")).await.map_err(cmd)?.click().await.map_err(cmd)?;
+        wait_for_text(&client, "h1", "Verfahren verwalten").await?;
+        fits_width(&client, "the overview").await
+    })
+    .await;
+
+    step(&client, "admin-02-upload-with-an-error", async {
+        client.find(Locator::LinkText("Hochladen und prüfen")).await.map_err(cmd)?.click().await.map_err(cmd)?;
+        wait_for_text(&client, "h1", "Schema hochladen").await?;
+        retype(&client, "datei", "procedures/uvg.toml").await?;
+        retype(&client, "text", &broken).await?;
+        retype(&client, "kommentar", "Unterhaltstitel immer verlangen").await?;
+        client.find(Locator::Css("form.upload button[type=submit]:not([formaction])")).await.map_err(cmd)?.click().await.map_err(cmd)?;
+        wait_for_text(&client, "[role=alert]", "Die Datei ist nicht gültig").await?;
+        // The message stands under the marked line; the list links to it.
+        let marked = text_of(&client, "tr.line-error").await?;
+        if !marked.contains("match_child_nme") {
+            return Err(format!("the marked line is {marked:?}"));
+        }
+        let diag = text_of(&client, "tr.diag").await?;
+        if !(diag.contains("Unbekannter Schlüssel „match_child_nme“") && diag.contains("Spalte 1")) {
+            return Err(format!("the message under the line is {diag:?}"));
+        }
+        client.find(Locator::Css(".diag-list a")).await.map_err(cmd)?.click().await.map_err(cmd)?;
+        let url = client.current_url().await.map_err(cmd)?;
+        let line = broken.lines().position(|l| l.contains("match_child_nme")).unwrap() + 1;
+        if url.fragment() != Some(format!("z{line}").as_str()) {
+            return Err(format!("the error link went to {url}"));
+        }
+        fits_width(&client, "the check page").await
+    })
+    .await;
+
+    step(&client, "admin-03-fix-and-save", async {
+        // The form kept the text; the admin corrects it and checks again.
+        let kept = client.find(Locator::Id("text")).await.map_err(cmd)?.prop("value").await.map_err(cmd)?.unwrap_or_default();
+        if kept != broken {
+            return Err("the textarea did not keep the submitted text".into());
+        }
+        retype(&client, "text", &fixed).await?;
+        client.find(Locator::Css("form.upload button[type=submit]:not([formaction])")).await.map_err(cmd)?.click().await.map_err(cmd)?;
+        wait_for_text(&client, "[role=status]", "Die Datei ist gültig").await?;
+        client.find(Locator::Css("button[formaction='/verwaltung/speichern']")).await.map_err(cmd)?.click().await.map_err(cmd)?;
+        wait_for_text(&client, "[role=status]", "Gespeichert als uvg@2 (von verwaltung)").await
+    })
+    .await;
+
+    step(&client, "admin-04-replay", async {
+        client.find(Locator::LinkText("Probelauf über die Fälle Ihres Landkreises")).await.map_err(cmd)?.click().await.map_err(cmd)?;
+        client.find(Locator::Css("form[action='/verwaltung/probelauf'] button")).await.map_err(cmd)?.click().await.map_err(cmd)?;
+        wait_for_text(&client, "[role=status]", "bei 1 das Gesamtergebnis").await?;
+        let table = text_of(&client, "table.replay").await?;
+        if !(table.contains(&case_id) && table.contains("vollständig → unvollständig") && table.contains("nicht nötig → fehlt")) {
+            return Err(format!("the replay shows {table:?}"));
+        }
+        fits_width(&client, "the replay").await
+    })
+    .await;
+
+    step(&client, "admin-05-activate", async {
+        client.find(Locator::LinkText("uvg@2 für Ihren Landkreis aktivieren …")).await.map_err(cmd)?.click().await.map_err(cmd)?;
+        wait_for_text(&client, "main", "Was sich für Ihren Landkreis ändert").await?;
+        client.find(Locator::Css("form[action='/verwaltung/aktivieren'] button")).await.map_err(cmd)?.click().await.map_err(cmd)?;
+        wait_for_text(&client, "[role=status]", "uvg@2 ist jetzt für Ihren Landkreis (lk-musterland) aktiv").await
+    })
+    .await;
+    client.close().await.ok();
+
+    let pool = sqlx::SqlitePool::connect(&database_url).await.unwrap();
+    let (author, text): (String, String) =
+        sqlx::query_as("SELECT author, json_extract(sources, '$.procedure.text') FROM schema_versions WHERE version_id = 'uvg@2'").fetch_one(&pool).await.unwrap();
+    assert_eq!(author, "verwaltung");
+    assert_eq!(text, fixed, "the stored text is the typed one, with LF line breaks");
+    let active: String = sqlx::query_scalar("SELECT version_id FROM schema_activations WHERE subject = 'uvg' AND tenant = 'lk-musterland'").fetch_one(&pool).await.unwrap();
+    assert_eq!(active, "uvg@2");
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE actor = 'verwaltung' AND action LIKE 'schema_%' ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(actions, ["schema_validated", "schema_validated", "schema_added", "schema_replayed", "schema_activated"]);
 }

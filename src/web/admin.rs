@@ -223,8 +223,11 @@ pub async fn overview(State(state): State<Arc<AppState>>, Signed(session): Signe
 /// A diagnostic as the page shows it.
 #[derive(Serialize, Clone)]
 struct Diagnostic {
-    /// Anchor of the message in the listing (`m3`), if it is placed there.
+    /// Id of the message in the listing (`m3`), if it is placed there.
     anchor: Option<String>,
+    /// Where the list at the top links to: the line it is about (`z12`),
+    /// so that the line and the message below it are both in view.
+    link: Option<String>,
     severity: &'static str,
     severity_label: &'static str,
     /// `Zeile 12, Spalte 5`, `ohne Zeilenangabe`, or another file's name and position.
@@ -294,6 +297,7 @@ fn place(origin: &str, text: &str, diagnostics: &[SchemaError]) -> Placed {
         }
         let mut diag = Diagnostic {
             anchor: None,
+            link: None,
             severity: sev,
             severity_label: sev_label,
             location: String::new(),
@@ -307,6 +311,7 @@ fn place(origin: &str, text: &str, diagnostics: &[SchemaError]) -> Placed {
             let at = d.line.min(lines.len());
             let line = &mut lines[at - 1];
             diag.anchor = Some(format!("m{i}"));
+            diag.link = Some(format!("z{at}"));
             diag.location = if d.column >= 1 { format!("Zeile {at}, Spalte {}", d.column) } else { format!("Zeile {at}") };
             diag.caret = if d.column >= 1 { caret(&line.text, d.column) } else { String::new() };
             line.has_error |= d.is_error();

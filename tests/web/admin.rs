@@ -138,9 +138,8 @@ async fn an_invalid_upload_shows_each_error_at_its_line_and_column_and_stores_no
         let diag = &diag[..diag.find("</tr>").unwrap()];
         assert!(diag.contains(&format!("(Zeile {line}, Spalte {column}): {message}")), "{diag}");
         assert!(diag.contains(&format!("{}^</pre>", " ".repeat(column - 1))), "{diag}");
-        // The list at the top links to the message.
-        let anchor = diag.split("<p id=\"").nth(1).unwrap().split('"').next().unwrap();
-        assert!(html.contains(&format!("<a href=\"#{anchor}\">Zeile {line}, Spalte {column}</a>")), "{html}");
+        // The list at the top links to the line (the message stands below it).
+        assert!(html.contains(&format!("<a href=\"#z{line}\">Zeile {line}, Spalte {column}</a>: {message}")), "{html}");
     }
     assert!(!html.contains("name=\"pruefsumme\""), "an invalid text offers no Speichern");
     // The admin's text is kept in the form for fixing.
