@@ -811,6 +811,8 @@ struct ChangeView {
 #[derive(Serialize)]
 struct VariantView {
     heading: String,
+    /// The base schema (tenants without an overlay).
+    base: bool,
     own: bool,
     changes: Vec<ChangeView>,
 }
@@ -842,6 +844,7 @@ async fn diff_views(state: &AppState, a: &str, b: &str, tenant: &str) -> Result<
                 Some(t) if t == tenant => format!("Ihr Landkreis ({t}, mit Overlay)"),
                 Some(t) => format!("Landkreis {t} (mit Overlay)"),
             },
+            base: d.tenant.is_none(),
             own: d.tenant.as_deref() == Some(tenant),
             changes: d.changes.into_iter().map(|c| change_view(c.kind, c.text)).collect(),
         })
@@ -1110,7 +1113,7 @@ pub async fn activate_page(State(state): State<Arc<AppState>>, Signed(session): 
                     // Only what the tenant would see: its overlay, or the base.
                     Ok(v) => {
                         let own = v.iter().any(|x| x.own);
-                        variants = v.into_iter().filter(|x| x.own || (!own && x.heading.starts_with("Basis"))).collect();
+                        variants = v.into_iter().filter(|x| x.own || (!own && x.base)).collect();
                     }
                     Err(SchemaAdminError::Refused(m)) => error = Some(m),
                     Err(SchemaAdminError::Invalid(d)) => error = Some(d.iter().filter(|e| e.is_error()).map(|e| e.to_string()).collect::<Vec<_>>().join(" · ")),
