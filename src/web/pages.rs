@@ -438,7 +438,10 @@ async fn case_page(
                 .iter()
                 .map(|f| RequirementLine {
                     label: f.label.clone(),
-                    child: f.child.map(|c| children.get(c).cloned().unwrap_or_else(|| format!("Kind {}", c + 1))),
+                    child: match (&f.list, f.person) {
+                        (Some(list), Some(i)) => Some(person_of(manifests.last(), list, i)),
+                        _ => f.child.map(|c| children.get(c).cloned().unwrap_or_else(|| format!("Kind {}", c + 1))),
+                    },
                     verdict: verdict_id(f.verdict).to_string(),
                     verdict_label: labels::requirement(verdict_id(f.verdict)),
                     reason: f.reason.clone(),
@@ -534,6 +537,19 @@ fn verdict_id(v: RequirementVerdict) -> &'static str {
         RequirementVerdict::Uncertain => "uncertain",
         RequirementVerdict::NotApplicable => "not_applicable",
     }
+}
+
+/// The name of person `index` of the manifest list `persons.<list>` (for
+/// per-person requirements such as each household member's income).
+fn person_of(manifest: Option<&Value>, list: &str, index: usize) -> String {
+    manifest
+        .and_then(|m| m.get("persons")?.get(list)?.get(index))
+        .map(|p| {
+            let part = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            crate::domain::draft::clean(&format!("{} {}", part("given_name"), part("family_name")))
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("Person {}", index + 1))
 }
 
 /// The children's names for per-child requirements, from the newest
