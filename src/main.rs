@@ -610,6 +610,19 @@ fn password_from(stdin: bool) -> anyhow::Result<(String, bool)> {
     }
 }
 
+/// A password (read or generated) with its hash and whether it was
+/// generated; `None` after telling the operator why it is refused.
+fn new_password(stdin: bool) -> anyhow::Result<Option<(String, String, bool)>> {
+    let (password, generated) = password_from(stdin)?;
+    match nachweis::web::auth::hash_password(&password) {
+        Ok(hash) => Ok(Some((password, hash, generated))),
+        Err(e) => {
+            eprintln!("nachweis: {e}");
+            Ok(None)
+        }
+    }
+}
+
 /// `nachweis user …`: local accounts.
 async fn user(settings: &Settings, action: UserAction) -> anyhow::Result<ExitCode> {
     use nachweis::store::review::{Role, User};
@@ -625,13 +638,8 @@ async fn user(settings: &Settings, action: UserAction) -> anyhow::Result<ExitCod
                 eprintln!("nachweis: Benutzernamen bestehen aus 1–64 Buchstaben, Ziffern und . _ - @");
                 return Ok(ExitCode::from(2));
             }
-            let (password, generated) = password_from(password_stdin)?;
-            let hash = match auth::hash_password(&password) {
-                Ok(h) => h,
-                Err(e) => {
-                    eprintln!("nachweis: {e}");
-                    return Ok(ExitCode::from(2));
-                }
+            let Some((password, hash, generated)) = new_password(password_stdin)? else {
+                return Ok(ExitCode::from(2));
             };
             let user = User {
                 display_name: name.unwrap_or_else(|| username.clone()),
@@ -663,13 +671,8 @@ async fn user(settings: &Settings, action: UserAction) -> anyhow::Result<ExitCod
             }
         }
         UserAction::Password { username, password_stdin } => {
-            let (password, generated) = password_from(password_stdin)?;
-            let hash = match auth::hash_password(&password) {
-                Ok(h) => h,
-                Err(e) => {
-                    eprintln!("nachweis: {e}");
-                    return Ok(ExitCode::from(2));
-                }
+            let Some((password, hash, generated)) = new_password(password_stdin)? else {
+                return Ok(ExitCode::from(2));
             };
             store.set_password(&username, &hash).await?;
             store.append_audit("admin-cli", "password_set", None, serde_json::json!({"username": username}), None).await?;

@@ -177,11 +177,10 @@ fn pdf_words(pdf: &Path) -> Vec<(String, f64, f64)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browser() {
-    let tmp = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}", tmp.path().join("browser.sqlite").display());
-    let store = nachweis::store::connect(&database_url).await.unwrap();
+/// A SQLite database with one incomplete case (fixture `uvg-19`, checked
+/// by the real pipeline) and a caseworker account of its Landkreis.
+async fn seed_case(database_url: &str, username: &str, display_name: &str) -> (std::sync::Arc<dyn nachweis::store::Store>, String) {
+    let store = nachweis::store::connect(database_url).await.unwrap();
     let settings = Settings { default_tenant: "lk-musterland".into(), ..Settings::default() };
     let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
     let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
@@ -193,8 +192,8 @@ async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browse
     };
     store
         .add_user(&User {
-            username: "sachbearbeitung".into(),
-            display_name: "Sina Sachbearbeiterin".into(),
+            username: username.into(),
+            display_name: display_name.into(),
             tenant: "lk-musterland".into(),
             role: Role::Caseworker,
             password_hash: nachweis::web::auth::hash_password(PASSWORD).unwrap(),
@@ -203,7 +202,14 @@ async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browse
         })
         .await
         .unwrap();
+    (store, case_id)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", tmp.path().join("browser.sqlite").display());
+    let (_store, case_id) = seed_case(&database_url, "sachbearbeitung", "Sina Sachbearbeiterin").await;
     let (_server, base) = start_server(&database_url);
     let (_driver, driver_port) = start_chromedriver();
     let downloads = tmp.path().join("downloads");
@@ -353,28 +359,7 @@ async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browse
 async fn a_double_click_on_approve_releases_one_letter() {
     let tmp = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", tmp.path().join("browser.sqlite").display());
-    let store = nachweis::store::connect(&database_url).await.unwrap();
-    let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
-    let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
-    let settings = Settings { default_tenant: "lk-musterland".into(), ..Settings::default() };
-    let pipeline = Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings });
-    let bundle = nachweis::intake::read_bundle_dir(&root().join("fixtures/bundles/uvg-19-verschluesselt-leer-kaputt")).unwrap();
-    let Processed::Recorded { case_id, .. } = process_one(pipeline, Arc::clone(&store), bundle, chrono::Utc::now().date_naive()).await.unwrap()
-    else {
-        panic!("the case is recorded")
-    };
-    store
-        .add_user(&User {
-            username: "sb".into(),
-            display_name: "SB".into(),
-            tenant: "lk-musterland".into(),
-            role: Role::Caseworker,
-            password_hash: nachweis::web::auth::hash_password(PASSWORD).unwrap(),
-            disabled: false,
-            created_at: chrono::Utc::now(),
-        })
-        .await
-        .unwrap();
+    let (store, case_id) = seed_case(&database_url, "sb", "SB").await;
     store.claim_case(nachweis::store::review::Scope { tenant: "lk-musterland", default_tenant: "lk-musterland" }, &case_id, "sb", false).await.unwrap();
     let (_server, base) = start_server(&database_url);
     let (_driver, driver_port) = start_chromedriver();

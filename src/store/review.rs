@@ -664,6 +664,14 @@ macro_rules! review_store {
                 Ok(())
             }
 
+            /// The draft of a case waiting for review, if any.
+            async fn pending_draft_id(conn: &mut $conn, case_id: &str) -> Result<Option<i64>, sqlx::Error> {
+                sqlx::query_scalar("SELECT draft_id FROM drafts WHERE case_id = $1 AND status = 'pending_review'")
+                    .bind(case_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+            }
+
             /// Writes an outbox event in the caller's transaction.
             async fn insert_event(conn: &mut $conn, event: &super::common::NewEvent, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
                 sqlx::query("INSERT INTO outbox (event_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4)")
@@ -1045,12 +1053,7 @@ macro_rules! review_store {
                 .await
                 .map_err($map_err)?;
                 let Some((bundle_id, old_version)) = replaced else {
-                    let current: Option<i64> =
-                        sqlx::query_scalar("SELECT draft_id FROM drafts WHERE case_id = $1 AND status = 'pending_review'")
-                            .bind(&v.case_id)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err($map_err)?;
+                    let current = Self::pending_draft_id(&mut tx, &v.case_id).await.map_err($map_err)?;
                     return Ok(DecisionOutcome::Stale { current_draft_id: current });
                 };
                 let now = super::common::now();
@@ -1177,15 +1180,7 @@ macro_rules! review_store {
                         .map_err($map_err)?;
                     return Ok(match status.as_deref() {
                         Some("approved") | Some("rejected") => DecisionOutcome::AlreadyDecided { status: status.unwrap_or_default() },
-                        _ => {
-                            let current: Option<i64> =
-                                sqlx::query_scalar("SELECT draft_id FROM drafts WHERE case_id = $1 AND status = 'pending_review'")
-                                    .bind(case_id)
-                                    .fetch_optional(&mut *tx)
-                                    .await
-                                    .map_err($map_err)?;
-                            DecisionOutcome::Stale { current_draft_id: current }
-                        }
+                        _ => DecisionOutcome::Stale { current_draft_id: Self::pending_draft_id(&mut tx, case_id).await.map_err($map_err)? },
                     });
                 };
                 // Dropping the transaction undoes the update above.
