@@ -246,7 +246,7 @@ async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browse
             client.active_element().await.map_err(cmd)?.send_keys(&char::from(fantoccini::key::Key::Tab).to_string()).await.map_err(cmd)?;
             order.push(client.active_element().await.map_err(cmd)?.attr("id").await.map_err(cmd)?.unwrap_or_default());
         }
-        if order != ["f-verfahren", "f-ergebnis", "f-status"] {
+        if order != ["f-suche", "f-verfahren", "f-ergebnis"] {
             return Err(format!("focus order after the skip link: {order:?}"));
         }
         Ok(())

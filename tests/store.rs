@@ -733,6 +733,16 @@ async fn the_review_queue_filters_sorts_and_counts(db: TestDb) {
     assert_eq!(by_verdict.rows[0].verdict, "complete");
     let decided = db.store.review_queue(scope(), &q(&|q| q.status = StatusFilter::Decided)).await.unwrap();
     assert_eq!(decided.total, 0);
+    // Search: by case id, bundle id, or part of the applicant's name.
+    let by_id = db.store.review_queue(scope(), &q(&|q| q.search = Some(ids[2].clone()))).await.unwrap();
+    assert_eq!(list(by_id), [ids[2].clone()]);
+    let by_bundle = db.store.review_queue(scope(), &q(&|q| q.search = Some("uvg-1".into()))).await.unwrap();
+    assert_eq!(list(by_bundle), [ids[1].clone()]);
+    let by_name = db.store.review_queue(scope(), &q(&|q| q.search = Some("BEISPIEL".into()))).await.unwrap();
+    assert_eq!(by_name.total, 4);
+    assert_eq!(by_name.rows[0].applicant.as_deref(), Some("Anna Beispiel"));
+    let wildcard = db.store.review_queue(scope(), &q(&|q| q.search = Some("%".into()))).await.unwrap();
+    assert_eq!(wildcard.total, 0, "LIKE wildcards are searched literally");
 }
 
 async fn a_complete_case_is_closed_and_a_rejection_keeps_its_reason(db: TestDb) {

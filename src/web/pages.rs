@@ -189,6 +189,9 @@ pub struct QueueParams {
     pub richtung: String,
     #[serde(default)]
     pub seite: String,
+    /// Case id, bundle id or part of the applicant's name or address.
+    #[serde(default)]
+    pub suche: String,
 }
 
 pub const PAGE_SIZE: i64 = 50;
@@ -211,6 +214,7 @@ impl QueueParams {
             },
             received_before: self.aelter_als.parse::<i64>().ok().filter(|d| *d > 0 && *d < 36_500).map(|d| Utc::now() - Duration::days(d)),
             received_after: None,
+            search: Some(self.suche.trim().chars().take(100).collect::<String>()).filter(|s| !s.is_empty()),
             sort: match self.sortierung.as_str() {
                 "aktualisiert" => QueueSort::Updated,
                 "verfahren" => QueueSort::Procedure,
@@ -244,6 +248,7 @@ impl QueueParams {
             ("sortierung", &p.sortierung),
             ("richtung", &p.richtung),
             ("seite", &p.seite),
+            ("suche", &p.suche),
         ];
         let q: Vec<String> = pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={}", super::urlencode(v))).collect();
         format!("/faelle?{}", q.join("&"))
@@ -253,6 +258,7 @@ impl QueueParams {
 #[derive(Serialize)]
 struct QueueLine {
     case_id: String,
+    applicant: String,
     procedure: String,
     verdict: String,
     verdict_label: &'static str,
@@ -283,6 +289,7 @@ pub async fn queue(State(state): State<Arc<AppState>>, Signed(session): Signed, 
         .iter()
         .map(|r| QueueLine {
             case_id: r.case_id.clone(),
+            applicant: r.applicant.clone().unwrap_or_default(),
             procedure: procedure_title(&state, &r.procedure),
             verdict: r.verdict.clone(),
             verdict_label: labels::verdict(&r.verdict),

@@ -173,6 +173,9 @@ async fn the_queue_filters_sorts_and_shows_only_open_cases_by_default() {
     assert!(sorted.contains("aria-sort=\"descending\""), "{sorted}");
     let old = app.get("/faelle?aelter_als=36000", Some(&anna.cookie)).await.text();
     assert!(old.contains("Keine Fälle"));
+    let found = app.get(&format!("/faelle?suche={}", crate::helpers::urlencode("krämer")), Some(&anna.cookie)).await.text();
+    assert!(found.contains(&incomplete) && !found.contains(&complete), "{found}");
+    assert!(found.contains("Kerstin Krämer"), "the applicant's name is in the queue");
 }
 
 #[tokio::test]
