@@ -62,6 +62,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/faelle/{case_id}/ablehnung", post(pages::reject))
         .route("/faelle/{case_id}/abschluss", post(pages::close))
         .route("/faelle/{case_id}/schreiben/{file}", get(pages::letter))
+        .route("/faelle/{case_id}/vorschau/{file}", get(pages::preview))
         .route("/faelle/{case_id}/dokumente/{index}/seiten/{file}", get(pages::page_image))
         .route("/faelle/{case_id}/protokoll", get(pages::case_audit))
         .route("/faelle/{case_id}/protokoll.jsonl", get(pages::case_audit_export))

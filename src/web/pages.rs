@@ -809,6 +809,19 @@ pub async fn letter(State(state): State<Arc<AppState>>, Signed(session): Signed,
     Ok(pdf_response(pdf, &format!("Nachforderung-{case_id}-{draft_id}.pdf")))
 }
 
+/// The current text of a letter draft as PDF, before approval (inline,
+/// so the browser shows it).
+pub async fn preview(State(state): State<Arc<AppState>>, Signed(session): Signed, Path((case_id, file)): Path<(String, String)>) -> Result<Response, PageError> {
+    require_role(&session, &[Role::Caseworker, Role::Auditor, Role::Admin])?;
+    let draft_id: i64 = file.strip_suffix(".pdf").and_then(|n| n.parse().ok()).ok_or(ReviewError::NotFound)?;
+    let pdf = state.review.preview(&session.user, &case_id, draft_id).await?;
+    let mut response = pdf_response(pdf, &format!("Entwurf-{case_id}-{draft_id}.pdf"));
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"Entwurf-{case_id}-{draft_id}.pdf\"")) {
+        response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
 pub fn pdf_response(pdf: Vec<u8>, filename: &str) -> Response {
     let mut response = pdf.into_response();
     let h = response.headers_mut();

@@ -60,6 +60,11 @@ async fn a_caseworker_claims_corrects_edits_and_approves_the_letter_exactly_once
                 .await
         }
     };
+    // The preview renders the stored version and changes nothing.
+    let preview = app.get(&format!("/faelle/{case}/vorschau/{second}.pdf"), Some(&anna.cookie)).await;
+    assert_eq!(preview.status, StatusCode::OK);
+    assert!(pdf_text(&preview.body).contains("Vaterschaft"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM letters").await, 0);
     let approved = approve(second, edited.clone()).await;
     assert_eq!(approved.location(), Some(format!("/faelle/{case}?ok=freigegeben")), "{}", approved.text());
     // A double click sends the same form again: nothing more happens.
