@@ -57,6 +57,14 @@ pub struct Settings {
     /// How long `run` lets in-flight bundles finish after SIGTERM/SIGINT
     /// before it closes the channel (unfinished ones are redelivered).
     pub shutdown_grace_secs: u64,
+    /// AMQP heartbeat interval asked of the broker (the lower of the two
+    /// wins); a connection silent for twice this long counts as dead, which
+    /// is how a half-open connection is noticed. A `heartbeat=` in the URL
+    /// takes precedence.
+    pub amqp_heartbeat_secs: u16,
+    /// Processing starts of one message that never finished (the worker
+    /// died) before the worker dead-letters it as `worker_crashed`.
+    pub crash_limit: u32,
 }
 
 impl Default for Settings {
@@ -74,8 +82,13 @@ impl Default for Settings {
             tenants: BTreeMap::new(),
             extract_timeout_secs: 120,
             amqp_prefix: "nachweis".into(),
-            amqp_delivery_limit: 5,
+            // Returns by crashed or stopped workers and broker restarts count
+            // too, for every prefetched message: the limit is a backstop, kept
+            // well above `crash_limit`, which catches messages that kill workers.
+            amqp_delivery_limit: 20,
             shutdown_grace_secs: 30,
+            amqp_heartbeat_secs: 30,
+            crash_limit: 3,
         }
     }
 }
@@ -136,6 +149,19 @@ impl Settings {
                 .parse()
                 .map_err(|_| ConfigError::Env { name: "NACHWEIS_SHUTDOWN_GRACE_SECS", message: "must be a whole number of seconds".into() })?;
         }
+        if let Some(v) = get("NACHWEIS_AMQP_HEARTBEAT_SECS") {
+            self.amqp_heartbeat_secs = v.parse().ok().filter(|n| *n > 0).ok_or(ConfigError::Env {
+                name: "NACHWEIS_AMQP_HEARTBEAT_SECS",
+                message: "must be a whole number of seconds between 1 and 65535".into(),
+            })?;
+        }
+        if let Some(v) = get("NACHWEIS_CRASH_LIMIT") {
+            self.crash_limit = v
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(ConfigError::Env { name: "NACHWEIS_CRASH_LIMIT", message: "must be a positive whole number".into() })?;
+        }
         Ok(())
     }
 
@@ -179,6 +205,15 @@ mod tests {
         .unwrap();
         assert_eq!(s.concurrency, 3);
         assert_eq!(s.redacted_database_url(), "postgres://u:***@localhost/db");
+    }
+
+    #[test]
+    fn a_zero_heartbeat_is_refused_because_it_would_switch_dead_peer_detection_off() {
+        let mut s = Settings::default();
+        let err = s.apply_env(|k| (k == "NACHWEIS_AMQP_HEARTBEAT_SECS").then(|| "0".into())).unwrap_err();
+        assert!(err.to_string().contains("NACHWEIS_AMQP_HEARTBEAT_SECS"));
+        s.apply_env(|k| (k == "NACHWEIS_AMQP_HEARTBEAT_SECS").then(|| "5".into())).unwrap();
+        assert_eq!(s.amqp_heartbeat_secs, 5);
     }
 
     #[test]

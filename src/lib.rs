@@ -7,6 +7,8 @@ pub mod config;
 pub mod domain;
 pub mod extract;
 pub mod intake;
+pub mod metrics;
+pub mod ops;
 pub mod queue;
 pub mod startup;
 pub mod store;
