@@ -242,7 +242,7 @@ async fn run_worker(settings: Settings) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(&settings.intake_dir)
             .with_context(|| format!("cannot create intake directory {}", settings.intake_dir.display()))?;
         tracing::info!(message = "Worker started.", intake_dir = %settings.intake_dir.display(), database = %settings.redacted_database_url());
-        local::watch(settings.intake_dir.clone(), pipeline, store, settings.concurrency, stop()).await;
+        local::watch(settings.intake_dir.clone(), pipeline, store, settings.concurrency, metrics.clone(), stop()).await;
         anyhow::Ok(())
     }
     .await;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::bundle::Manifest;
-use crate::domain::document::ExtractedDocument;
+use crate::domain::document::{ExtractedDocument, ProblemKind};
 use crate::domain::schema::SchemaSet;
 use crate::domain::{self, Context, Report};
 use crate::extract::Extractor;
@@ -82,6 +82,12 @@ pub fn check_bundle(
         .for_bundle(&manifest.procedure, manifest.tenant.as_deref())
         .ok_or_else(|| JobError::Reject(format!("unknown procedure {:?}", manifest.procedure)))?;
     let mut extracted = pipeline.extractor.extract_all(&bundle.files_to_extract());
+    // A document the worker could not even try to read says nothing about
+    // the bundle: checking it now would ask the applicant for a copy they
+    // already sent. Retried; bounded by the queue's delivery limit.
+    if let Some(problem) = extracted.iter().filter_map(|d| d.problem.as_ref()).find(|p| p.kind == ProblemKind::ExtractorUnavailable) {
+        return Err(JobError::Retry(format!("extraction unavailable: {}", problem.detail)));
+    }
     extracted.extend(bundle.intake_failures());
     sanitise(&mut extracted);
     // Late documents: the case is checked as a whole, earlier uploads first.
@@ -143,7 +149,7 @@ pub async fn process_one(
         },
         None => new_case_id(&bundle_id),
     };
-    let mut earlier = Vec::new();
+    let mut stored = None;
     if bundle.manifest.case_id.is_some() {
         let manifests = store.case_manifests(&case_id).await?;
         if manifests.is_empty() {
@@ -153,16 +159,39 @@ pub async fn process_one(
             return Err(JobError::Retry(format!("case_id {case_id} is not known (yet)")));
         }
         let docs = store.case_documents(&case_id).await?;
-        earlier = pair_earlier_documents(&manifests, &docs);
+        stored = Some((manifests, docs));
     }
     let p = pipeline.clone();
     let reference = case_id.clone();
-    let (report, extracted, bundle) = tokio::task::spawn_blocking(move || {
-        let r = check_bundle(&p, &bundle, &earlier, &reference, today);
-        r.map(|(report, extracted)| (report, extracted, bundle))
+    let case_of_late_bundle = bundle.manifest.case_id.as_ref().map(|_| case_id.clone());
+    // Checking and turning the report and the extracted text into JSON are
+    // CPU work: on a blocking thread, like extraction.
+    let (report, result) = tokio::task::spawn_blocking(move || {
+        let earlier = stored.map(|(manifests, docs)| pair_earlier_documents(&manifests, &docs)).unwrap_or_default();
+        let (report, extracted) = check_bundle(&p, &bundle, &earlier, &reference, today)?;
+        let result = bundle_result(&bundle, &report, &extracted, case_of_late_bundle)?;
+        Ok::<_, JobError>((report, result))
     })
     .await
     .map_err(|e| JobError::Retry(format!("pipeline task failed: {e}")))??;
+    match store.record_bundle(&result).await? {
+        RecordOutcome::Recorded { case_id, draft_version, .. } => {
+            tracing::info!(message = "Bundle checked.", %case_id, verdict = report.verdict.as_str(), schema_version = %report.schema_version);
+            Ok(Processed::Recorded { case_id, draft_version, report: Box::new(report) })
+        }
+        // Another worker recorded the same bundle meanwhile.
+        RecordOutcome::AlreadyRecorded { case_id } => Ok(Processed::AlreadyRecorded { case_id }),
+    }
+}
+
+/// What `record_bundle` stores for a checked bundle: ids, the manifest, the
+/// report, the documents with their extracted text, and the draft.
+fn bundle_result(
+    bundle: &IntakeBundle,
+    report: &Report,
+    extracted: &[ExtractedDocument],
+    case_id: Option<String>,
+) -> Result<BundleResult, JobError> {
     let has_inline =
         bundle.manifest.documents.iter().any(|m| matches!(m.source, crate::domain::bundle::DocumentSource::Inline(_)));
     let documents = bundle
@@ -185,31 +214,23 @@ pub async fn process_one(
                 .unwrap_or_default(),
         })
         .collect();
-    let result = BundleResult {
-        bundle_id: bundle_id.clone(),
-        case_id: bundle.manifest.case_id.as_ref().map(|_| case_id.clone()),
+    Ok(BundleResult {
+        bundle_id: bundle.manifest.bundle_id.clone(),
+        case_id,
         procedure: bundle.manifest.procedure.clone(),
         tenant: bundle.manifest.tenant.clone(),
         schema_version: report.schema_version.clone(),
         received_at: bundle.manifest.received_at,
         verdict: report.verdict.as_str().to_string(),
         manifest: bundle.raw_manifest.clone(),
-        report: serde_json::to_value(&report).map_err(|e| JobError::Reject(format!("report not serialisable: {e}")))?,
+        report: serde_json::to_value(report).map_err(|e| JobError::Reject(format!("report not serialisable: {e}")))?,
         documents,
         draft: NewDraft {
             kind: report.draft.kind.as_str().to_string(),
             text: report.draft.text.clone(),
             body: serde_json::to_value(&report.draft).unwrap_or_default(),
         },
-    };
-    match store.record_bundle(&result).await? {
-        RecordOutcome::Recorded { case_id, draft_version, .. } => {
-            tracing::info!(message = "Bundle checked.", %case_id, verdict = report.verdict.as_str(), schema_version = %report.schema_version);
-            Ok(Processed::Recorded { case_id, draft_version, report: Box::new(report) })
-        }
-        // Another worker recorded the same bundle meanwhile.
-        RecordOutcome::AlreadyRecorded { case_id } => Ok(Processed::AlreadyRecorded { case_id }),
-    }
+    })
 }
 
 /// Pairs stored documents with the manifests of their bundles. Both come

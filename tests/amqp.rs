@@ -1,22 +1,29 @@
 //! The RabbitMQ path end to end: the real `nachweis run` binary as worker
 //! processes against the real broker and PostgreSQL, with faults injected
-//! (duplicates, bad messages, kill -9, broker and database restarts). After
-//! each, an independent checker compares the published bundle ids with the
-//! database and the dead-letter queue and prints `lost = N, duplicated = M`.
+//! (duplicates, bad messages, kill -9, a bundle that kills its workers,
+//! broker restarts and a broker outage, a half-open connection, database
+//! restarts). After each, an independent checker compares the published
+//! bundle ids with the database and the dead-letter queue and prints
+//! `lost = N, duplicated cases = M, duplicated drafts = K, dead-lettered = D`.
 //!
 //! Services: `NACHWEIS_TEST_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`)
 //! and `NACHWEIS_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
 //! a test fails, saying how to start them, when they are unreachable. Every
-//! test uses its own queue prefix and its own database.
+//! test uses its own queue prefix and its own database. The workers log in
+//! as the RabbitMQ user `nachweis-test` (created with `rabbitmqctl` when it
+//! cannot log in), so that its password can be searched for in their logs
+//! and metrics, like the applicants' names.
 //!
-//! Tests that restart RabbitMQ or PostgreSQL must run alone: they take an
-//! exclusive lock on `$TMPDIR/nachweis-test-services.lock` (every other test
-//! here takes it shared), which serialises them within this binary under
-//! `cargo test`; `.config/nextest.toml` makes nextest run them with no other
-//! test of any binary beside them. `cargo test` runs binaries one at a time.
+//! Tests that restart or stop RabbitMQ or PostgreSQL must run alone: they
+//! take an exclusive lock on `$TMPDIR/nachweis-test-services.lock` (every
+//! other test here takes it shared), which serialises them within this
+//! binary under `cargo test`; `.config/nextest.toml` makes nextest run them
+//! (names with `restart` or `outage`) with no other test of any binary
+//! beside them. `cargo test` runs binaries one at a time.
 //!
 //! `NACHWEIS_FAULT_KILLS` sets how many workers the kill test kills (default
-//! 50, about 20 s); `NACHWEIS_FAULT_SEED` replays a run's random moments;
+//! 50, about 25 s); `NACHWEIS_FAULT_OUTAGE_SECS` how long RabbitMQ stays down
+//! (default 60); `NACHWEIS_FAULT_SEED` replays a run's random moments;
 //! `NACHWEIS_TEST_SHOW_LOGS=1` prints the worker logs also when a test passes.
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -100,6 +107,25 @@ async fn a_bundle_published_three_times_makes_one_case_and_one_draft() {
             assert_eq!(w.terminate().await.code(), Some(0));
         }
         assert_eq!(h.ready_messages(&h.topology.bundles).await, 0, "all three copies were acked");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_relaying_one_outbox_send_each_event_once() {
+    with_harness(Lock::Shared, 5, |h| async move {
+        let mut workers = [h.spawn_worker(), h.spawn_worker()];
+        let good = h.feed("relay", 40, Duration::from_millis(25)).await.expect("feeder");
+
+        h.wait_until_recorded(&good, 0).await;
+        let tally = h.check(&good, &[]).await;
+
+        tally.assert_clean();
+        // Both relays poll the same outbox; their claims keep them apart.
+        assert_eq!(tally.event_resends, 0, "an event was published twice without any fault");
+        for w in &mut workers {
+            assert_eq!(w.terminate().await.code(), Some(0));
+        }
     })
     .await;
 }
@@ -537,6 +563,9 @@ struct Tally {
     wrongly_dead_lettered: usize,
     /// Outgoing events that never arrived.
     events_missing: usize,
+    /// Events that arrived more than once (allowed: publication is
+    /// at-least-once; without faults there should be none).
+    event_resends: usize,
     problems: Vec<String>,
 }
 
@@ -969,6 +998,7 @@ impl Harness {
             tally.problems.push(format!("events missing: {missing:?}"));
         }
         let redelivered: usize = seen.values().map(|n| n - 1).sum();
+        tally.event_resends = redelivered;
 
         println!(
             "lost = {}, duplicated cases = {}, duplicated drafts = {}, dead-lettered = {} \

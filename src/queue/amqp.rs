@@ -710,6 +710,8 @@ fn retry_reason(message: &str) -> &'static str {
         "intake"
     } else if message.starts_with("pipeline task failed") {
         "pipeline_crashed"
+    } else if message.starts_with("extraction unavailable") {
+        "extraction_unavailable"
     } else {
         "temporary_failure"
     }
@@ -925,6 +927,7 @@ mod tests {
         assert_eq!(reject_reason("something the shell never said about Anna"), "rejected");
         assert_eq!(retry_reason("case_id case-0123 is not known (yet)"), "unknown_case");
         assert_eq!(retry_reason("database unavailable: pool timed out"), "store_unavailable");
+        assert_eq!(retry_reason("extraction unavailable: the extractor could not be started: EAGAIN"), "extraction_unavailable");
         assert_eq!(retry_reason("Anna"), "temporary_failure");
         assert_eq!(header_safe("name: Anna Beispiel\r\nx"), "nameAnnaBeispielx");
     }
