@@ -12,7 +12,9 @@
 //! `NACHWEIS_BENCH_POSTGRES_URL`, else the test variables, else the local
 //! defaults) and says so when they are not reachable. Knobs:
 //! `NACHWEIS_BENCH_BUNDLES` (200), `NACHWEIS_BENCH_SCANNED_EVERY` (5),
-//! `NACHWEIS_BENCH_CONCURRENCY` (bundles per worker, 2), `NACHWEIS_BENCH_WORKERS` ("1,2").
+//! `NACHWEIS_BENCH_CONCURRENCY` (bundles per worker, 2), `NACHWEIS_BENCH_WORKERS` ("1,2"),
+//! `NACHWEIS_BENCH_RATE` (bundles published per second; 0, the default,
+//! publishes all at once, so latency then includes the wait in the queue).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,6 +47,8 @@ struct Config {
     scanned_every: usize,
     concurrency: usize,
     workers: Vec<usize>,
+    /// Bundles published per second; 0 publishes them all at once (a burst).
+    rate: f64,
 }
 
 fn env_or(names: &[&str], default: &str) -> String {
@@ -65,6 +69,7 @@ async fn run() -> i32 {
         bundles: env_number("NACHWEIS_BENCH_BUNDLES", 200).max(1),
         scanned_every: env_number("NACHWEIS_BENCH_SCANNED_EVERY", 5).max(1),
         concurrency: env_number("NACHWEIS_BENCH_CONCURRENCY", 2).max(1),
+        rate: env_or(&["NACHWEIS_BENCH_RATE"], "0").parse().expect("NACHWEIS_BENCH_RATE: bundles per second"),
         workers: env_or(&["NACHWEIS_BENCH_WORKERS"], "1,2")
             .split(',')
             .map(|w| w.trim().parse().expect("NACHWEIS_BENCH_WORKERS: comma-separated whole numbers"))
@@ -78,8 +83,9 @@ async fn run() -> i32 {
     let fixtures = Fixture::load_all(&fixtures_dir());
     let messages = build_mix(&fixtures, &config);
     let scanned = messages.iter().filter(|m| m.scanned).count();
+    let pace = if config.rate > 0.0 { format!("published at {} per second", config.rate) } else { "published all at once".to_owned() };
     println!(
-        "load: {} bundles ({} with all uploads incl. scans and photos, {} with their text-layer PDFs only), {} bundles at once per worker",
+        "load: {} bundles ({} with all uploads incl. scans and photos, {} with their text-layer PDFs only), {pace}, {} bundles at once per worker",
         messages.len(),
         scanned,
         messages.len() - scanned,
@@ -217,10 +223,12 @@ struct Row {
     pages_text: f64,
     pages_ocr: f64,
     wall: Duration,
+    /// Mean time from delivery to commit (the workers' own histogram), s.
+    processing_mean: f64,
     latencies: Vec<f64>,
     /// VmHWM of each worker process, MiB.
     worker_peak_mib: Vec<f64>,
-    /// The largest VmHWM seen of any extraction child, MiB (sampled every 50 ms).
+    /// The largest VmHWM seen of any extraction child, MiB (sampled every 20 ms).
     child_peak_mib: f64,
 }
 
@@ -247,7 +255,12 @@ async fn run_configuration(config: &Config, messages: &[Message], workers: usize
     let pool = PgPoolOptions::new().max_connections(2).connect(&db_url).await.map_err(|e| e.to_string())?;
     let mut published_at: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
     let first_publish = Utc::now();
-    for m in messages {
+    let started = Instant::now();
+    for (i, m) in messages.iter().enumerate() {
+        if config.rate > 0.0 {
+            let due = Duration::from_secs_f64(i as f64 / config.rate);
+            tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
+        }
         published_at.insert(&m.bundle_id, Utc::now());
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()).with_timestamp(now);
@@ -288,11 +301,13 @@ async fn run_configuration(config: &Config, messages: &[Message], workers: usize
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let (mut pages_text, mut pages_ocr) = (0.0, 0.0);
+    let (mut pages_text, mut pages_ocr, mut processing_sum, mut processing_count) = (0.0, 0.0, 0.0, 0.0);
     for w in &mut procs {
         let metrics = w.get("/metrics").await?;
         pages_text += metric(&metrics, r#"nachweis_pages_extracted_total{source="text_layer"}"#);
         pages_ocr += metric(&metrics, r#"nachweis_pages_extracted_total{source="ocr"}"#);
+        processing_sum += metric(&metrics, "nachweis_bundle_processing_seconds_sum");
+        processing_count += metric(&metrics, "nachweis_bundle_processing_seconds_count");
     }
     let (worker_peaks, child_peak) = sampler.stop();
     for w in &mut procs {
@@ -315,6 +330,7 @@ async fn run_configuration(config: &Config, messages: &[Message], workers: usize
         pages_text,
         pages_ocr,
         wall: (last - first_publish).to_std().unwrap_or_default(),
+        processing_mean: processing_sum / processing_count.max(1.0),
         latencies,
         worker_peak_mib: worker_peaks,
         child_peak_mib: child_peak,
@@ -406,7 +422,7 @@ impl Drop for WorkerProcess {
 }
 
 /// Samples the peak RSS (VmHWM) of the workers and of their extraction
-/// children from `/proc` every 50 ms on a thread of its own. A worker's own
+/// children from `/proc` every 20 ms on a thread of its own. A worker's own
 /// VmHWM is exact; a child that lives shorter than one sampling interval can
 /// be missed, so the child figure is a lower bound.
 struct Sampler {
@@ -424,12 +440,17 @@ impl Sampler {
             while !flag.load(Ordering::Relaxed) {
                 for (i, pid) in pids.iter().enumerate() {
                     workers[i] = workers[i].max(vm_hwm_kib(*pid));
-                    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-                    for c in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
-                        child = child.max(vm_hwm_kib(c));
+                    // Children are listed under the thread that started
+                    // them (the blocking pool's threads), so every task.
+                    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.filter_map(Result::ok).collect::<Vec<_>>()).unwrap_or_default();
+                    for task in tasks {
+                        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+                        for c in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+                            child = child.max(vm_hwm_kib(c));
+                        }
                     }
                 }
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(20));
             }
             (workers.iter().map(|k| *k as f64 / 1024.0).collect(), child as f64 / 1024.0)
         });
@@ -482,14 +503,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn print_table(rows: &[Row]) {
     println!();
-    println!("| workers | bundles | pages (text layer + OCR) | wall s | bundles/s | pages/s | latency p50 s | p95 s | max s | peak RSS per worker MiB | largest extraction child MiB |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| workers | bundles | pages (text layer + OCR) | wall s | bundles/s | pages/s | latency p50 s | p95 s | max s | processing mean s | peak RSS per worker MiB | largest extraction child MiB |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let secs = r.wall.as_secs_f64().max(1e-9);
         let pages = r.pages_text + r.pages_ocr;
         let peaks: Vec<String> = r.worker_peak_mib.iter().map(|m| format!("{m:.1}")).collect();
         println!(
-            "| {} | {} | {:.0} ({:.0} + {:.0}) | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} |",
+            "| {} | {} | {:.0} ({:.0} + {:.0}) | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} |",
             r.workers,
             r.bundles,
             pages,
@@ -501,6 +522,7 @@ fn print_table(rows: &[Row]) {
             percentile(&r.latencies, 0.5),
             percentile(&r.latencies, 0.95),
             r.latencies.last().copied().unwrap_or(0.0),
+            r.processing_mean,
             peaks.join(", "),
             r.child_peak_mib
         );
