@@ -25,7 +25,7 @@ use lapin::options::{
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::uri::AMQPUri;
-use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Acker, BasicProperties, Channel, ChannelStatus, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -384,7 +384,7 @@ impl Session {
                 () = stop.as_mut() => break None,
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
-                        in_flight.spawn(handle_delivery(delivery, self.publish.clone(), shared.clone()));
+                        in_flight.spawn(handle_delivery(delivery, self.consume.status().clone(), self.publish.clone(), shared.clone()));
                     }
                     Some(Err(error)) => break Some(AmqpError::from(error)),
                     None => break Some(AmqpError::ConsumerCancelled),
@@ -462,7 +462,7 @@ enum Failure {
 
 /// Processes one delivery and settles it: ack after the commit, nack with
 /// requeue on a temporary failure, dead-letter copy then ack on a reject.
-async fn handle_delivery(delivery: Delivery, publish: Channel, shared: Arc<Shared>) {
+async fn handle_delivery(delivery: Delivery, consume: ChannelStatus, publish: Channel, shared: Arc<Shared>) {
     let attempt = delivery_count(&delivery.properties);
     observe_queue_wait(shared.metrics(), &delivery.properties);
     // Hashing and peeking into a body of many megabytes is CPU work, which
@@ -490,7 +490,13 @@ async fn handle_delivery(delivery: Delivery, publish: Channel, shared: Arc<Share
         settle(&delivery.acker, Settle::Requeue, bundle, &shared).await;
         return;
     };
-    let Some(unfinished) = begin_attempt(&shared, &key, bundle).await else {
+    if !consume.connected() {
+        // The channel it came on broke while it waited for a permit: the
+        // broker redelivers it, so processing it here would be wasted work.
+        tracing::info!(message = "Channel gone before processing; the message will be redelivered.", bundle_id = bundle);
+        return;
+    }
+    let Some(unfinished) = begin_attempt(&shared, &key, bundle, &consume).await else {
         settle(&delivery.acker, Settle::Requeue, bundle, &shared).await;
         return;
     };
@@ -512,7 +518,7 @@ async fn handle_delivery(delivery: Delivery, publish: Channel, shared: Arc<Share
 
     shared.metrics().bundles_in_progress.inc();
     let started = Instant::now();
-    let (bundle_id, outcome) = process_waiting_for_store(&shared, &delivery.data, bundle).await;
+    let (bundle_id, outcome) = process_waiting_for_store(&shared, &delivery.data, bundle, &consume).await;
     shared.metrics().bundles_in_progress.dec();
     end_attempt(&shared, &key, bundle).await;
     let bundle = bundle_id.as_deref().unwrap_or("-");
@@ -550,8 +556,9 @@ async fn handle_delivery(delivery: Delivery, publish: Channel, shared: Arc<Share
 /// Records the start of processing in the database (see `Store::begin_attempt`)
 /// and returns how many earlier starts never finished. While the database
 /// is unreachable nothing can be processed, so it waits, holding the message
-/// (which costs no delivery attempt); `None` when shutdown begins meanwhile.
-async fn begin_attempt(shared: &Shared, key: &str, bundle: &str) -> Option<u32> {
+/// (which costs no delivery attempt); `None` when shutdown begins or the
+/// message's channel breaks meanwhile.
+async fn begin_attempt(shared: &Shared, key: &str, bundle: &str, consume: &ChannelStatus) -> Option<u32> {
     let mut wait = RETRY_FIRST;
     loop {
         match shared.store.begin_attempt(key).await {
@@ -559,7 +566,7 @@ async fn begin_attempt(shared: &Shared, key: &str, bundle: &str) -> Option<u32> 
             Err(error) if error.is_transient() => {
                 shared.metrics().retried("store_unavailable");
                 tracing::warn!(message = "Database unavailable; holding the bundle and trying again.", bundle_id = bundle, %error, wait_ms = wait.as_millis() as u64);
-                if !shared.pause(wait).await {
+                if !shared.pause(wait).await || !consume.connected() {
                     return None;
                 }
                 wait = (wait * 2).min(RETRY_CAP);
@@ -587,7 +594,12 @@ async fn end_attempt(shared: &Shared, key: &str, bundle: &str) {
 /// delivery limit. Other temporary failures go back to the queue. A panic
 /// anywhere in processing becomes a temporary failure, so the message is
 /// settled (and bounded by the delivery limit) instead of left unacked.
-async fn process_waiting_for_store(shared: &Arc<Shared>, data: &[u8], bundle: &str) -> (Option<String>, Result<Processed, Failure>) {
+async fn process_waiting_for_store(
+    shared: &Arc<Shared>,
+    data: &[u8],
+    bundle: &str,
+    consume: &ChannelStatus,
+) -> (Option<String>, Result<Processed, Failure>) {
     let mut wait = RETRY_FIRST;
     loop {
         let outcome = std::panic::AssertUnwindSafe(process_delivery(shared, data)).catch_unwind().await;
@@ -599,7 +611,9 @@ async fn process_waiting_for_store(shared: &Arc<Shared>, data: &[u8], bundle: &s
             }
         };
         match &result {
-            Err(Failure::Retry(reason)) if retry_reason(reason) == "store_unavailable" && !shared.is_stopping() => {
+            // Holding is pointless once the channel is gone: the broker
+            // redelivers the message on another connection.
+            Err(Failure::Retry(reason)) if retry_reason(reason) == "store_unavailable" && !shared.is_stopping() && consume.connected() => {
                 shared.metrics().retried("store_unavailable");
                 tracing::warn!(message = "Database unavailable; holding the bundle and trying again.", bundle_id = bundle, %reason, wait_ms = wait.as_millis() as u64);
                 if !shared.pause(wait).await {
