@@ -22,7 +22,8 @@ pub enum ConfigError {
 }
 
 /// All settings. Every field has a default so a newcomer needs none.
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` shows the URLs with their passwords replaced (see below).
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// `sqlite://…` (embedded default) or `postgres://…`.
@@ -90,6 +91,25 @@ impl Default for Settings {
             amqp_heartbeat_secs: 30,
             crash_limit: 3,
         }
+    }
+}
+
+/// By hand, so that printing the settings (a `{:?}` in a log line or an
+/// error) never shows the database or broker password.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("amqp_url", &self.amqp_url.as_deref().map(redact_url))
+            .field("intake_dir", &self.intake_dir)
+            .field("concurrency", &self.concurrency)
+            .field("http_addr", &self.http_addr)
+            .field("schemas_dir", &self.schemas_dir)
+            .field("amqp_prefix", &self.amqp_prefix)
+            .field("amqp_delivery_limit", &self.amqp_delivery_limit)
+            .field("amqp_heartbeat_secs", &self.amqp_heartbeat_secs)
+            .field("crash_limit", &self.crash_limit)
+            .finish_non_exhaustive()
     }
 }
 
@@ -205,6 +225,20 @@ mod tests {
         .unwrap();
         assert_eq!(s.concurrency, 3);
         assert_eq!(s.redacted_database_url(), "postgres://u:***@localhost/db");
+    }
+
+    #[test]
+    fn printing_the_settings_never_shows_a_password() {
+        let mut s = Settings::default();
+        s.apply_env(|k| match k {
+            "NACHWEIS_DATABASE_URL" => Some("postgres://nachweis:db-secret@db/nachweis".into()),
+            "NACHWEIS_AMQP_URL" => Some("amqp://nachweis:mq-secret@mq:5672/%2f".into()),
+            _ => None,
+        })
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("postgres://nachweis:***@db/nachweis"), "{printed}");
     }
 
     #[test]
