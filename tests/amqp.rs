@@ -300,6 +300,34 @@ async fn a_postgres_restart_while_bundles_flow_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scanned_bundles_keep_the_cores_busy_without_starving_the_heartbeat() {
+    with_harness(Lock::Shared, 5, |h| async move {
+        // With a 1 s heartbeat, extraction on the runtime's threads (OCR of
+        // six pages takes several seconds) would silence the connection for
+        // longer than two heartbeats, and the broker would drop it.
+        let mut worker = h.spawn_worker_with(&h.worker_amqp_url, &[("NACHWEIS_AMQP_HEARTBEAT_SECS", "1")]);
+        let mut publisher = Publisher::new(&h.amqp_url);
+        let mut good = BTreeSet::new();
+        for i in 0..4 {
+            let id = format!("scan-{i}");
+            publisher.publish(&h.topology.bundles, &scanned_bundle(&id, 6)).await;
+            good.insert(id);
+        }
+
+        h.wait_until_recorded(&good, 0).await;
+        let tally = h.check(&good, &[]).await;
+
+        tally.assert_clean();
+        let log = log_of(&worker);
+        assert_eq!(log.matches("Connected to the broker.").count(), 1, "the connection was dropped (log: {})", worker.log.display());
+        let (_, metrics) = worker.get("/metrics").await;
+        assert_eq!(metric(&metrics, r#"nachweis_pages_extracted_total{source="ocr"}"#), Some(24.0), "{metrics}");
+        assert_eq!(worker.terminate().await.code(), Some(0));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_lets_bundles_in_progress_finish_and_leaves_the_rest_queued() {
     with_harness(Lock::Shared, 5, |h| async move {
         let mut publisher = Publisher::new(&h.amqp_url);
@@ -1245,9 +1273,14 @@ fn good_bundle_value(id: &str) -> Value {
 
 /// A bundle of three scanned pages (inline PNGs): OCR makes it take seconds.
 fn slow_bundle(id: &str) -> Vec<u8> {
+    scanned_bundle(id, 3)
+}
+
+/// A bundle of `pages` scanned pages, one inline PNG each.
+fn scanned_bundle(id: &str, pages: usize) -> Vec<u8> {
     let png = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/geburtsurkunde.png")).expect("tests/data/geburtsurkunde.png");
     let mut bundle = good_bundle_value(id);
-    let documents: Vec<Value> = (1..=3)
+    let documents: Vec<Value> = (1..=pages)
         .map(|n| {
             json!({
                 "document_id": format!("scan{n}"), "filename": format!("scan{n}.png"), "media_type": "image/png",
