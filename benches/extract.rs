@@ -304,7 +304,7 @@ fn bench_whole_bundles() {
     let Ok(dirs) = nachweis::queue::local::bundle_dirs(&root.join("fixtures/bundles")) else { return };
     let schemas = nachweis::startup::load_schemas(&root.join("schemas")).expect("schemas are valid");
     let pipeline = nachweis::worker::Pipeline {
-        schemas,
+        schemas: schemas.into(),
         extractor: std::sync::Arc::new(extractor()),
         settings: nachweis::config::Settings::default(),
     };

@@ -8,6 +8,8 @@
 NACHWEIS_APT_PACKAGES=(pkg-config clang libclang-dev libtesseract-dev libleptonica-dev tesseract-ocr
   tesseract-ocr-deu tesseract-ocr-osd poppler-utils fonts-dejavu-core)
 NACHWEIS_SERVICE_PACKAGES=(postgresql rabbitmq-server)
+# The browser tests drive Debian's Chromium through chromedriver.
+NACHWEIS_BROWSER_PACKAGES=(chromium chromium-driver)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

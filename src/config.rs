@@ -47,6 +47,9 @@ pub struct Settings {
     pub letterhead: Letterhead,
     /// Per-tenant letterheads (key: the manifest's `tenant`).
     pub tenants: BTreeMap<String, Letterhead>,
+    /// Directory with the letter fonts (`DejaVuSans.ttf`,
+    /// `DejaVuSans-Bold.ttf`); Debian's fonts-dejavu-core by default.
+    pub fonts_dir: PathBuf,
     /// Wall-clock limit for extracting one document, in seconds.
     pub extract_timeout_secs: u64,
     /// Prefix of the RabbitMQ names: `<prefix>.bundles`, `<prefix>.dead`,
@@ -66,6 +69,19 @@ pub struct Settings {
     /// Processing starts of one message that never finished (the worker
     /// died) before the worker dead-letters it as `worker_crashed`.
     pub crash_limit: u32,
+    /// The tenant (Landkreis) that cases belong to when their bundle names
+    /// none; accounts of this tenant see them.
+    pub default_tenant: String,
+    /// Session cookies only over HTTPS (`__Host-` cookie, HSTS). Switch off
+    /// only for a local demo over plain HTTP on another host than localhost.
+    pub secure_cookies: bool,
+    /// How long a sign-in lasts at most, in hours.
+    pub session_hours: u32,
+    /// A session unused for this many minutes ends.
+    pub session_idle_minutes: u32,
+    /// How often a running worker reloads the active schema versions from
+    /// the database (a refused version never replaces a serving one).
+    pub schema_reload_secs: u64,
 }
 
 impl Default for Settings {
@@ -81,6 +97,7 @@ impl Default for Settings {
             log_format: "text".into(),
             letterhead: Letterhead::default(),
             tenants: BTreeMap::new(),
+            fonts_dir: PathBuf::from("/usr/share/fonts/truetype/dejavu"),
             extract_timeout_secs: 120,
             amqp_prefix: "nachweis".into(),
             // Returns by crashed or stopped workers and broker restarts count
@@ -90,6 +107,11 @@ impl Default for Settings {
             shutdown_grace_secs: 30,
             amqp_heartbeat_secs: 30,
             crash_limit: 3,
+            default_tenant: "lk-musterland".into(),
+            secure_cookies: true,
+            session_hours: 8,
+            session_idle_minutes: 60,
+            schema_reload_secs: 30,
         }
     }
 }
@@ -152,6 +174,9 @@ impl Settings {
         if let Some(v) = get("NACHWEIS_SCHEMAS_DIR") {
             self.schemas_dir = PathBuf::from(v);
         }
+        if let Some(v) = get("NACHWEIS_FONTS_DIR") {
+            self.fonts_dir = PathBuf::from(v);
+        }
         if let Some(v) = get("NACHWEIS_LOG_FORMAT") {
             self.log_format = v;
         }
@@ -163,6 +188,16 @@ impl Settings {
                 name: "NACHWEIS_AMQP_DELIVERY_LIMIT",
                 message: "must be a positive whole number".into(),
             })?;
+        }
+        if let Some(v) = get("NACHWEIS_DEFAULT_TENANT") {
+            self.default_tenant = v;
+        }
+        if let Some(v) = get("NACHWEIS_SECURE_COOKIES") {
+            self.secure_cookies = match v.as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => return Err(ConfigError::Env { name: "NACHWEIS_SECURE_COOKIES", message: "must be true or false".into() }),
+            };
         }
         if let Some(v) = get("NACHWEIS_SHUTDOWN_GRACE_SECS") {
             self.shutdown_grace_secs = v
@@ -181,6 +216,12 @@ impl Settings {
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or(ConfigError::Env { name: "NACHWEIS_CRASH_LIMIT", message: "must be a positive whole number".into() })?;
+        }
+        if let Some(v) = get("NACHWEIS_SCHEMA_RELOAD_SECS") {
+            self.schema_reload_secs = v.parse().ok().filter(|n| *n > 0).ok_or(ConfigError::Env {
+                name: "NACHWEIS_SCHEMA_RELOAD_SECS",
+                message: "must be a positive whole number of seconds".into(),
+            })?;
         }
         Ok(())
     }
@@ -220,10 +261,12 @@ mod tests {
         s.apply_env(|k| match k {
             "NACHWEIS_DATABASE_URL" => Some("postgres://u:pw@localhost/db".into()),
             "NACHWEIS_CONCURRENCY" => Some("3".into()),
+            "NACHWEIS_FONTS_DIR" => Some("/opt/fonts".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(s.concurrency, 3);
+        assert_eq!(s.fonts_dir, PathBuf::from("/opt/fonts"));
         assert_eq!(s.redacted_database_url(), "postgres://u:***@localhost/db");
     }
 

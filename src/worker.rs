@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::domain::bundle::Manifest;
 use crate::domain::document::{ExtractedDocument, ProblemKind};
+use crate::domain::review::Correction;
 use crate::domain::schema::SchemaSet;
 use crate::domain::{self, Context, Report};
 use crate::extract::Extractor;
@@ -20,7 +21,9 @@ use crate::store::{BundleResult, NewDraft, RecordOutcome, Store, StoreError, Sto
 
 /// Everything needed to check a bundle, shared by all workers.
 pub struct Pipeline {
-    pub schemas: SchemaSet,
+    /// The schemas in force; a running worker's reloader swaps them (see
+    /// `schemas::LiveSchemas`), each bundle is checked with one set.
+    pub schemas: crate::schemas::LiveSchemas,
     pub extractor: Arc<dyn Extractor>,
     pub settings: Settings,
 }
@@ -67,6 +70,45 @@ pub fn new_case_id(bundle_id: &str) -> String {
     format!("case-{}", &hex::encode(Sha256::digest(bundle_id.as_bytes()))[..12])
 }
 
+/// A caseworker's correction as the shell keeps it: the upload is named by
+/// its bundle and its `document_id` there, which stays true however many
+/// bundles the case receives later (the report's ids do not: an earlier
+/// bundle's documents are reported as `<bundle_id>/<document_id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseCorrection {
+    pub bundle_id: String,
+    pub document_id: String,
+    pub first_page: u32,
+    pub doc_type: String,
+}
+
+impl From<&crate::store::review::CorrectionRecord> for CaseCorrection {
+    fn from(c: &crate::store::review::CorrectionRecord) -> Self {
+        CaseCorrection {
+            bundle_id: c.bundle_id.clone(),
+            document_id: c.document_id.clone(),
+            first_page: u32::try_from(c.first_page).unwrap_or(0),
+            doc_type: c.doc_type.clone(),
+        }
+    }
+}
+
+/// The report's id of a document: plain for the bundle being checked,
+/// qualified by its bundle for earlier ones.
+pub fn report_document_id(current_bundle: &str, bundle_id: &str, document_id: &str) -> String {
+    if bundle_id == current_bundle { document_id.to_string() } else { format!("{bundle_id}/{document_id}") }
+}
+
+/// The bundle and document a report's document id names (the inverse of
+/// `report_document_id`), checked against the case's bundles.
+pub fn split_report_document_id<'a>(current_bundle: &'a str, bundle_ids: &[&'a str], id: &'a str) -> Option<(&'a str, &'a str)> {
+    bundle_ids
+        .iter()
+        .filter(|b| **b != current_bundle)
+        .find_map(|b| id.strip_prefix(*b).and_then(|rest| rest.strip_prefix('/')).map(|doc| (*b, doc)))
+        .or(Some((current_bundle, id)))
+}
+
 /// Extracts (unless given earlier extractions), classifies, checks and
 /// drafts one bundle. Blocking: call from a blocking thread.
 pub fn check_bundle(
@@ -76,11 +118,19 @@ pub fn check_bundle(
     case_reference: &str,
     today: NaiveDate,
 ) -> Result<(Report, Vec<ExtractedDocument>), JobError> {
-    let manifest = &bundle.manifest;
-    let schema = pipeline
-        .schemas
-        .for_bundle(&manifest.procedure, manifest.tenant.as_deref())
-        .ok_or_else(|| JobError::Reject(format!("unknown procedure {:?}", manifest.procedure)))?;
+    check_bundle_corrected(pipeline, bundle, earlier, &[], case_reference, today)
+}
+
+/// `check_bundle` with the case's corrections applied (a late bundle keeps
+/// what caseworkers corrected on the earlier ones).
+pub fn check_bundle_corrected(
+    pipeline: &Pipeline,
+    bundle: &IntakeBundle,
+    earlier: &[(Manifest, ExtractedDocument)],
+    corrections: &[CaseCorrection],
+    case_reference: &str,
+    today: NaiveDate,
+) -> Result<(Report, Vec<ExtractedDocument>), JobError> {
     let mut extracted = pipeline.extractor.extract_all(&bundle.files_to_extract());
     // A document the worker could not even try to read says nothing about
     // the bundle: checking it now would ask the applicant for a copy they
@@ -90,31 +140,66 @@ pub fn check_bundle(
     }
     extracted.extend(bundle.intake_failures());
     sanitise(&mut extracted);
+    let schemas = pipeline.schemas.current();
+    let report = check_case(&schemas, &pipeline.settings, &bundle.manifest, earlier, &extracted, corrections, case_reference, today)?;
+    Ok((report, extracted))
+}
+
+/// Re-checks a stored case from its stored manifests and extraction
+/// results (no extraction), with its corrections: what a correction in the
+/// review UI triggers. The newest bundle is the one "being checked".
+pub fn recheck_case(
+    schemas: &SchemaSet,
+    settings: &Settings,
+    manifests: &[serde_json::Value],
+    documents: &[StoredDocument],
+    corrections: &[CaseCorrection],
+    case_reference: &str,
+    today: NaiveDate,
+) -> Result<Report, JobError> {
+    let all = pair_earlier_documents(manifests, documents);
+    let current = manifests
+        .last()
+        .and_then(|m| Manifest::from_value(m).ok())
+        .ok_or_else(|| JobError::Reject("the case has no readable manifest".into()))?;
+    let (mine, earlier): (Vec<_>, Vec<_>) = all.into_iter().partition(|(m, _)| m.bundle_id == current.bundle_id);
+    let extracted: Vec<ExtractedDocument> = mine.into_iter().map(|(_, e)| e).collect();
+    check_case(schemas, settings, &current, &earlier, &extracted, corrections, case_reference, today)
+}
+
+/// Checks a case: the current bundle with its extraction results, after
+/// the documents of its earlier bundles, with corrections applied.
+#[allow(clippy::too_many_arguments)]
+fn check_case(
+    schemas: &SchemaSet,
+    settings: &Settings,
+    manifest: &Manifest,
+    earlier: &[(Manifest, ExtractedDocument)],
+    extracted: &[ExtractedDocument],
+    corrections: &[CaseCorrection],
+    case_reference: &str,
+    today: NaiveDate,
+) -> Result<Report, JobError> {
+    let schema = schemas
+        .for_bundle(&manifest.procedure, manifest.tenant.as_deref())
+        .ok_or_else(|| JobError::Reject(format!("unknown procedure {:?}", manifest.procedure)))?;
     // Late documents: the case is checked as a whole, earlier uploads first.
-    let mut combined = manifest.clone();
-    let mut all_docs = Vec::new();
-    if !earlier.is_empty() {
-        let mut docs = Vec::new();
-        for (m, e) in earlier {
-            if let Some(mut d) = m.documents.iter().find(|d| d.document_id == e.document_id).cloned() {
-                let qualified = format!("{}/{}", m.bundle_id, d.document_id);
-                d.document_id = qualified.clone();
-                docs.push(d);
-                all_docs.push(ExtractedDocument { document_id: qualified, ..e.clone() });
-            }
-        }
-        docs.extend(manifest.documents.iter().cloned());
-        combined.documents = docs;
-    }
-    all_docs.extend(extracted.iter().cloned());
-    let letterhead = pipeline.settings.letterhead_for(manifest.tenant.as_deref());
-    let ctx = Context { schema, catalogue: &pipeline.schemas.catalogue, letterhead, today, case_reference };
+    let (combined, all_docs) = domain::combine_case(manifest, extracted, earlier);
+    let corrections: Vec<Correction> = corrections
+        .iter()
+        .map(|c| Correction {
+            document_id: report_document_id(&manifest.bundle_id, &c.bundle_id, &c.document_id),
+            first_page: c.first_page,
+            doc_type: c.doc_type.clone(),
+        })
+        .collect();
+    let letterhead = settings.letterhead_for(manifest.tenant.as_deref());
+    let ctx = Context { schema, catalogue: &schemas.catalogue, letterhead, today, case_reference };
     // The core is pure and tested never to panic; should a bug still make it
     // panic on some input, that bundle is rejected (dead-lettered with the
     // reason) instead of being retried forever or taking the worker down.
-    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| domain::process(&combined, &all_docs, &ctx)))
-        .map_err(|_| JobError::Reject("internal error while checking the bundle (see worker log)".to_string()))?;
-    Ok((report, extracted))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| domain::process_corrected(&combined, &all_docs, &ctx, &corrections)))
+        .map_err(|_| JobError::Reject("internal error while checking the bundle (see worker log)".to_string()))
 }
 
 /// What `process_one` did with a bundle.
@@ -149,7 +234,8 @@ pub async fn process_one(
         },
         None => new_case_id(&bundle_id),
     };
-    let mut stored = None;
+    let mut earlier = Vec::new();
+    let mut corrections = Vec::new();
     if bundle.manifest.case_id.is_some() {
         let manifests = store.case_manifests(&case_id).await?;
         if manifests.is_empty() {
@@ -159,17 +245,19 @@ pub async fn process_one(
             return Err(JobError::Retry(format!("case_id {case_id} is not known (yet)")));
         }
         let docs = store.case_documents(&case_id).await?;
-        stored = Some((manifests, docs));
+        earlier = pair_earlier_documents(&manifests, &docs);
+        corrections = store.case_corrections(&case_id).await?.iter().map(CaseCorrection::from).collect();
     }
     let p = pipeline.clone();
     let reference = case_id.clone();
     let case_of_late_bundle = bundle.manifest.case_id.as_ref().map(|_| case_id.clone());
-    // Checking and turning the report and the extracted text into JSON are
-    // CPU work: on a blocking thread, like extraction.
+    // Checking, reading the uploads and turning the report and the extracted
+    // text into JSON are CPU and file work: on a blocking thread, like
+    // extraction (on the runtime's threads they would starve AMQP heartbeats).
     let (report, result) = tokio::task::spawn_blocking(move || {
-        let earlier = stored.map(|(manifests, docs)| pair_earlier_documents(&manifests, &docs)).unwrap_or_default();
-        let (report, extracted) = check_bundle(&p, &bundle, &earlier, &reference, today)?;
-        let result = bundle_result(&bundle, &report, &extracted, case_of_late_bundle)?;
+        let (report, extracted) = check_bundle_corrected(&p, &bundle, &earlier, &corrections, &reference, today)?;
+        let contents = read_contents(&bundle);
+        let result = bundle_result(&bundle, &report, &extracted, contents, case_of_late_bundle)?;
         Ok::<_, JobError>((report, result))
     })
     .await
@@ -185,11 +273,12 @@ pub async fn process_one(
 }
 
 /// What `record_bundle` stores for a checked bundle: ids, the manifest, the
-/// report, the documents with their extracted text, and the draft.
+/// report, the documents with their bytes and extracted text, and the draft.
 fn bundle_result(
     bundle: &IntakeBundle,
     report: &Report,
     extracted: &[ExtractedDocument],
+    contents: Vec<Option<Vec<u8>>>,
     case_id: Option<String>,
 ) -> Result<BundleResult, JobError> {
     let has_inline =
@@ -197,7 +286,8 @@ fn bundle_result(
     let documents = bundle
         .documents
         .iter()
-        .map(|d| StoredDocument {
+        .zip(contents)
+        .map(|(d, content)| StoredDocument {
             document_id: d.reference.document_id.clone(),
             filename: d.reference.filename.clone(),
             media_type: d.reference.media_type.clone(),
@@ -212,6 +302,7 @@ fn bundle_result(
                 .find(|e| e.document_id == d.reference.document_id)
                 .map(|e| serde_json::to_value(e).unwrap_or_default())
                 .unwrap_or_default(),
+            content,
         })
         .collect();
     Ok(BundleResult {
@@ -219,7 +310,9 @@ fn bundle_result(
         case_id,
         procedure: bundle.manifest.procedure.clone(),
         tenant: bundle.manifest.tenant.clone(),
-        schema_version: report.schema_version.clone(),
+        // The stored version id (`uvg@3`) when the schema came from the
+        // registry: it names the exact text the check can be re-run with.
+        schema_version: report.schema_version_id.clone().unwrap_or_else(|| report.schema_version.clone()),
         received_at: bundle.manifest.received_at,
         verdict: report.verdict.as_str().to_string(),
         manifest: bundle.raw_manifest.clone(),
@@ -227,10 +320,18 @@ fn bundle_result(
         documents,
         draft: NewDraft {
             kind: report.draft.kind.as_str().to_string(),
-            text: report.draft.text.clone(),
+            // What the caseworker edits is the letter body; the structured
+            // draft in `body` carries everything laid out around it.
+            text: report.draft.body.clone(),
             body: serde_json::to_value(&report.draft).unwrap_or_default(),
         },
     })
+}
+
+/// The bytes of every upload that passed the intake checks, for the review
+/// UI's page images (`None` for the others). Blocking.
+fn read_contents(bundle: &IntakeBundle) -> Vec<Option<Vec<u8>>> {
+    bundle.documents.iter().map(|d| d.file.as_ref().and_then(|p| std::fs::read(p).ok())).collect()
 }
 
 /// Pairs stored documents with the manifests of their bundles. Both come
@@ -240,7 +341,7 @@ fn pair_earlier_documents(manifests: &[serde_json::Value], docs: &[StoredDocumen
     let mut out = Vec::new();
     let mut next = 0;
     for value in manifests {
-        let Ok(m) = Manifest::from_value(value) else {
+        let Ok(m) = Manifest::from_stored(value) else {
             tracing::warn!(message = "A stored manifest no longer parses; its documents are left out of the re-check.");
             continue;
         };

@@ -137,7 +137,8 @@ async fn bad_messages_are_dead_lettered_with_their_reason_and_the_good_ones_arou
     with_harness(Lock::Shared, 2, |h| async move {
         let mut publisher = Publisher::new(&h.amqp_url);
         let unknown_case = bundle_with(&good_bundle_value("bad-case"), "case_id", json!("case-000000000000"));
-        let unknown_procedure = bundle_with(&good_bundle_value("bad-proc"), "procedure", json!("kita"));
+        // "kita" was the example of an unknown procedure until Kita-Beitragsermäßigung was added.
+        let unknown_procedure = bundle_with(&good_bundle_value("bad-proc"), "procedure", json!("kein-verfahren"));
         let mut missing_date = good_bundle_value("bad-manifest");
         missing_date.as_object_mut().unwrap().remove("received_at");
         let bad = vec![

@@ -21,7 +21,7 @@ fn root() -> PathBuf {
 fn pipeline() -> Pipeline {
     let schemas = nachweis::startup::load_schemas(&root().join("schemas")).expect("schemas are valid");
     let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
-    Pipeline { schemas, extractor: Arc::new(extractor), settings: Settings::default() }
+    Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings: Settings::default() }
 }
 
 fn bundles() -> Vec<PathBuf> {
@@ -38,9 +38,15 @@ fn seg_key(v: &Value) -> String {
     format!("{} p{}–{} {}", v["document_id"].as_str().unwrap_or("?"), v["first_page"], v["last_page"], v["type"].as_str().unwrap_or("?"))
 }
 
+/// `id`, `id#child` for per-child and `id@list#person` for per-person
+/// requirements over other lists (e.g. Wohngeld's household), with the verdict.
 fn req_key(v: &Value) -> (String, String) {
-    let child = if v["child"].is_null() { String::new() } else { format!("#{}", v["child"]) };
-    (format!("{}{child}", v["id"].as_str().unwrap_or("?")), v["verdict"].as_str().unwrap_or("?").to_string())
+    let who = match (&v["child"], v.get("list").and_then(Value::as_str), v.get("person")) {
+        (c, _, _) if !c.is_null() => format!("#{c}"),
+        (_, Some(list), Some(p)) => format!("@{list}#{p}"),
+        _ => String::new(),
+    };
+    (format!("{}{who}", v["id"].as_str().unwrap_or("?")), v["verdict"].as_str().unwrap_or("?").to_string())
 }
 
 #[test]

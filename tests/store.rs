@@ -12,6 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
+use nachweis::store::review::{
+    AssigneeFilter, ClaimOutcome, Decision, DecisionOutcome, DraftChange, NewDraftVersion, QueuePage, QueueQuery,
+    QueueSort, Role, Scope, Session, SessionKind, StatusFilter, User,
+};
 use nachweis::store::{
     self, BundleResult, NewDraft, RecordOutcome, Store, StoreError, StoredDocument,
 };
@@ -67,6 +71,14 @@ store_suite!(
     a_claimed_event_is_offered_again_only_after_its_lease_runs_out,
     the_outbox_backlog_counts_the_events_not_yet_published,
     unfinished_processing_starts_are_counted_until_one_finishes,
+    accounts_sessions_and_sign_in_throttling_work,
+    a_case_claimed_by_a_colleague_is_only_taken_over_on_purpose,
+    approving_one_draft_at_once_from_many_requests_releases_one_letter_and_one_event,
+    an_edit_makes_a_new_version_and_a_stale_edit_changes_nothing,
+    a_correction_is_recorded_with_the_rechecked_draft_and_audited,
+    cases_of_another_tenant_are_invisible_to_every_review_query,
+    the_review_queue_filters_sorts_and_counts,
+    a_complete_case_is_closed_and_a_rejection_keeps_its_reason,
 );
 
 async fn recording_a_bundle_opens_a_case_with_a_pending_draft(db: TestDb) {
@@ -117,7 +129,10 @@ async fn recording_a_bundle_opens_a_case_with_a_pending_draft(db: TestDb) {
     // Manifest order, not document_id order ("d10" sorts before "d2").
     let documents = db.store.case_documents(&case_id).await.unwrap();
     assert_eq!(document_ids(&documents), ["d2", "d10", "d1"]);
-    assert_eq!(documents[0], bundle("uvg-1", None).documents[0]);
+    // The bytes are kept apart (by hash) and not read back with the metadata.
+    let mut sent = bundle("uvg-1", None).documents[0].clone();
+    assert!(sent.content.take().is_some());
+    assert_eq!(documents[0], sent);
 }
 
 async fn a_redelivered_bundle_is_recorded_once(db: TestDb) {
@@ -507,6 +522,354 @@ async fn expire_claims(db: &TestDb) {
     }
 }
 
+// ---------------------------------------------------------------------------
+// The review side (`ReviewStore`).
+// ---------------------------------------------------------------------------
+
+const TENANT: &str = "lk-musterstadt";
+
+fn scope() -> Scope<'static> {
+    Scope { tenant: TENANT, default_tenant: "lk-default" }
+}
+
+fn user(name: &str, tenant: &str, role: Role) -> User {
+    User {
+        username: name.to_owned(),
+        display_name: format!("{name} (Test)"),
+        tenant: tenant.to_owned(),
+        role,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+        disabled: false,
+        created_at: "2026-11-20T09:00:00Z".parse().unwrap(),
+    }
+}
+
+async fn recorded_case(db: &TestDb, bundle_id: &str) -> (String, i64) {
+    match db.store.record_bundle(&bundle(bundle_id, None)).await.unwrap() {
+        RecordOutcome::Recorded { case_id, draft_id, .. } => (case_id, draft_id),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn edit(case_id: &str, replaces: i64, actor: &str, text: &str) -> NewDraftVersion {
+    NewDraftVersion {
+        case_id: case_id.to_owned(),
+        replaces,
+        actor: actor.to_owned(),
+        kind: "letter".into(),
+        text: text.to_owned(),
+        body: json!({"items": ["meldebescheinigung"]}),
+        report: json!({"verdict": "incomplete", "requirements": []}),
+        verdict: "incomplete".into(),
+        schema_version: "uvg@2026-11".into(),
+        change: DraftChange::Edit { diff: format!("-alt\n+{text}\n") },
+    }
+}
+
+async fn accounts_sessions_and_sign_in_throttling_work(db: TestDb) {
+    let anna = user("anna", TENANT, Role::Caseworker);
+    db.store.add_user(&anna).await.unwrap();
+    let again = db.store.add_user(&anna).await.unwrap_err();
+    assert!(matches!(again, StoreError::Conflict(_)), "{again:?}");
+    assert_eq!(db.store.user("anna").await.unwrap().unwrap().role, Role::Caseworker);
+    assert_eq!(db.store.user("nobody").await.unwrap(), None);
+
+    let now: chrono::DateTime<Utc> = "2026-11-21T10:00:00Z".parse().unwrap();
+    let session = Session {
+        token_hash: "h1".into(),
+        kind: SessionKind::Browser,
+        csrf_token: "csrf".into(),
+        label: None,
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + chrono::Duration::hours(8),
+        user: anna.clone(),
+    };
+    db.store.create_session(&session).await.unwrap();
+    let found = db.store.session("h1", now + chrono::Duration::hours(1)).await.unwrap().expect("live session");
+    assert_eq!(found.user.username, "anna");
+    assert_eq!(found.csrf_token, "csrf");
+    assert_eq!(db.store.session("h1", now + chrono::Duration::hours(9)).await.unwrap(), None, "expired");
+    assert_eq!(db.store.session("other", now).await.unwrap(), None);
+
+    db.store.set_disabled("anna", true).await.unwrap();
+    assert_eq!(db.store.session("h1", now).await.unwrap(), None, "disabling ends sessions");
+    db.store.set_disabled("anna", false).await.unwrap();
+    assert!(matches!(db.store.set_password("nobody", "x").await, Err(StoreError::NotFound(_))));
+
+    let window = chrono::Duration::minutes(15);
+    let lock = chrono::Duration::minutes(1);
+    for i in 1..=4 {
+        let state = db.store.register_failure("user:anna", now, window, 5, lock).await.unwrap();
+        assert_eq!((state.failures, state.locked_until), (i, None));
+    }
+    let fifth = db.store.register_failure("user:anna", now, window, 5, lock).await.unwrap();
+    assert_eq!(fifth.locked_until, Some(now + lock));
+    let sixth = db.store.register_failure("user:anna", now, window, 5, lock).await.unwrap();
+    assert_eq!(sixth.locked_until, Some(now + lock * 2), "locks double");
+    assert_eq!(db.store.throttle_state("user:anna").await.unwrap().failures, 6);
+    // A failure after the window starts counting afresh.
+    let later = db.store.register_failure("user:anna", now + window * 2, window, 5, lock).await.unwrap();
+    assert_eq!((later.failures, later.locked_until), (1, None));
+    db.store.clear_failures("user:anna").await.unwrap();
+    assert_eq!(db.store.throttle_state("user:anna").await.unwrap().failures, 0);
+}
+
+async fn a_case_claimed_by_a_colleague_is_only_taken_over_on_purpose(db: TestDb) {
+    let (case_id, _) = recorded_case(&db, "uvg-1").await;
+    assert_eq!(db.store.claim_case(scope(), &case_id, "anna", false).await.unwrap(), ClaimOutcome::Claimed);
+    assert_eq!(db.store.claim_case(scope(), &case_id, "anna", false).await.unwrap(), ClaimOutcome::AlreadyYours);
+    assert_eq!(
+        db.store.claim_case(scope(), &case_id, "ben", false).await.unwrap(),
+        ClaimOutcome::HeldBy { username: "anna".into() }
+    );
+    let detail = db.store.case_detail(scope(), &case_id).await.unwrap().unwrap();
+    assert_eq!(detail.case.assignee.as_deref(), Some("anna"));
+    assert_eq!(db.store.claim_case(scope(), &case_id, "ben", true).await.unwrap(), ClaimOutcome::Claimed);
+    assert!(!db.store.release_case(scope(), &case_id, "anna").await.unwrap(), "anna no longer holds it");
+    assert!(db.store.release_case(scope(), &case_id, "ben").await.unwrap());
+
+    // Eight colleagues claiming a free case at once: exactly one gets it.
+    let barrier = Arc::new(Barrier::new(8));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store::connect(&db.url).await.unwrap();
+        let (barrier, case_id) = (barrier.clone(), case_id.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.claim_case(scope(), &case_id, &format!("sb{i}"), false).await.unwrap()
+        }));
+    }
+    let mut claimed = 0;
+    for t in tasks {
+        if t.await.unwrap() == ClaimOutcome::Claimed {
+            claimed += 1;
+        }
+    }
+    assert_eq!(claimed, 1);
+    let check = db.store.verify_audit_chain().await.unwrap();
+    assert!(check.is_intact(), "{check:?}");
+}
+
+async fn approving_one_draft_at_once_from_many_requests_releases_one_letter_and_one_event(db: TestDb) {
+    let (case_id, draft_id) = recorded_case(&db, "uvg-1").await;
+    let pdf = b"%PDF-1.7 letter".to_vec();
+    let approve = Decision::Approve { pdf: pdf.clone(), sha256: "abc".into() };
+    // Not claimed: nothing happens.
+    assert_eq!(
+        db.store.decide(scope(), &case_id, draft_id, "anna", &approve).await.unwrap(),
+        DecisionOutcome::NotAssignee { assignee: None }
+    );
+    db.store.claim_case(scope(), &case_id, "anna", false).await.unwrap();
+
+    let barrier = Arc::new(Barrier::new(8));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store::connect(&db.url).await.unwrap();
+        let (barrier, case_id, approve) = (barrier.clone(), case_id.clone(), approve.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.decide(scope(), &case_id, draft_id, "anna", &approve).await.unwrap()
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, DecisionOutcome::Done { .. })).count(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, DecisionOutcome::Done { .. } | DecisionOutcome::AlreadyDecided { .. })), "{outcomes:?}");
+    // A double click later changes nothing either.
+    assert_eq!(
+        db.store.decide(scope(), &case_id, draft_id, "anna", &approve).await.unwrap(),
+        DecisionOutcome::AlreadyDecided { status: "approved".into() }
+    );
+    assert_eq!(db.count(Table::Letters).await, 1);
+    assert_eq!(db.count(Table::LetterEvents).await, 1);
+    assert_eq!(db.store.letter_pdf(scope(), &case_id, draft_id).await.unwrap(), Some(pdf));
+    let detail = db.store.case_detail(scope(), &case_id).await.unwrap().unwrap();
+    assert_eq!(detail.case.review_status, "approved");
+    assert_eq!(detail.drafts[0].decided_by.as_deref(), Some("anna"));
+    let events = db.store.pending_events(10).await.unwrap();
+    let letter = events.iter().find(|e| e.event_type == "letter.approved").expect("letter.approved event");
+    assert_eq!(letter.payload["letter_sha256"], "abc");
+    assert!(!letter.payload.to_string().contains("Beispiel"));
+    let (audit, _) = db.store.case_audit(scope(), &case_id).await.unwrap();
+    let approvals: Vec<_> = audit.iter().filter(|e| e.action == "draft_approved").collect();
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(approvals[0].actor, "anna");
+    assert_eq!(approvals[0].detail["letter_sha256"], "abc");
+    assert_eq!(approvals[0].detail["documents"].as_array().unwrap().len(), 3, "document hashes are in the entry");
+    assert!(db.store.verify_audit_chain().await.unwrap().is_intact());
+}
+
+async fn an_edit_makes_a_new_version_and_a_stale_edit_changes_nothing(db: TestDb) {
+    let (case_id, first) = recorded_case(&db, "uvg-1").await;
+    assert_eq!(
+        db.store.save_draft_version(scope(), &edit(&case_id, first, "anna", "neu")).await.unwrap(),
+        DecisionOutcome::NotAssignee { assignee: None }
+    );
+    db.store.claim_case(scope(), &case_id, "anna", false).await.unwrap();
+    let DecisionOutcome::Done { draft_id: second } =
+        db.store.save_draft_version(scope(), &edit(&case_id, first, "anna", "neu")).await.unwrap()
+    else {
+        panic!("edit not saved")
+    };
+    // A second tab still showing the first version.
+    assert_eq!(
+        db.store.save_draft_version(scope(), &edit(&case_id, first, "anna", "anders")).await.unwrap(),
+        DecisionOutcome::Stale { current_draft_id: Some(second) }
+    );
+    assert_eq!(
+        db.store.decide(scope(), &case_id, first, "anna", &Decision::Approve { pdf: vec![1], sha256: "x".into() }).await.unwrap(),
+        DecisionOutcome::Stale { current_draft_id: Some(second) },
+        "only the current version can be approved"
+    );
+    let detail = db.store.case_detail(scope(), &case_id).await.unwrap().unwrap();
+    assert_eq!(detail.drafts.len(), 2);
+    assert_eq!(detail.pending_draft().unwrap().text, "neu");
+    assert_eq!(detail.pending_draft().unwrap().version, 2);
+    assert_eq!(detail.pending_draft().unwrap().created_by, "anna");
+    assert_eq!(db.count(Table::PendingDrafts).await, 1);
+    let (audit, attachments) = db.store.case_audit(scope(), &case_id).await.unwrap();
+    let edited = audit.iter().find(|e| e.action == "draft_edited").expect("edit audited");
+    let hash = edited.detail["diff_sha256"].as_str().unwrap();
+    let diff = attachments.iter().find(|(h, _)| h == hash).map(|(_, t)| t.as_str());
+    assert_eq!(diff, Some("-alt\n+neu\n"));
+    assert!(!edited.detail.to_string().contains("neu"), "the chained entry keeps the hash, not the text");
+    // A late bundle supersedes the edited draft; the edit stays in the history.
+    db.store.record_bundle(&bundle("uvg-2", Some(&case_id))).await.unwrap();
+    let detail = db.store.case_detail(scope(), &case_id).await.unwrap().unwrap();
+    assert_eq!(detail.pending_draft().unwrap().version, 3);
+    assert_eq!(detail.drafts.iter().find(|d| d.version == 2).unwrap().status, "superseded");
+    assert!(db.store.verify_audit_chain().await.unwrap().is_intact());
+}
+
+async fn a_correction_is_recorded_with_the_rechecked_draft_and_audited(db: TestDb) {
+    let (case_id, first) = recorded_case(&db, "uvg-1").await;
+    db.store.claim_case(scope(), &case_id, "anna", false).await.unwrap();
+    let mut v = edit(&case_id, first, "anna", "neu geprüft");
+    v.verdict = "complete".into();
+    v.kind = "ready_for_processing".into();
+    v.change = DraftChange::Correction {
+        bundle_id: "uvg-1".into(),
+        document_id: "d2".into(),
+        first_page: 1,
+        doc_type: "meldebescheinigung".into(),
+        previous_type: "geburtsurkunde".into(),
+    };
+    assert!(matches!(db.store.save_draft_version(scope(), &v).await.unwrap(), DecisionOutcome::Done { .. }));
+    assert_eq!(db.count(Table::Corrections).await, 1);
+    let detail = db.store.case_detail(scope(), &case_id).await.unwrap().unwrap();
+    assert_eq!(detail.case.verdict, "complete");
+    assert_eq!(detail.corrections[0].doc_type, "meldebescheinigung");
+    assert_eq!(detail.corrections[0].username, "anna");
+    let (audit, _) = db.store.case_audit(scope(), &case_id).await.unwrap();
+    let entry = audit.iter().find(|e| e.action == "segment_corrected").expect("correction audited");
+    assert_eq!(entry.detail["previous_type"], "geburtsurkunde");
+    assert_eq!(entry.schema_version.as_deref(), Some("uvg@2026-11"));
+}
+
+async fn cases_of_another_tenant_are_invisible_to_every_review_query(db: TestDb) {
+    let (case_id, draft_id) = recorded_case(&db, "uvg-1").await;
+    let other = Scope { tenant: "lk-nachbar", default_tenant: "lk-default" };
+    assert_eq!(db.store.case_detail(other, &case_id).await.unwrap(), None);
+    assert!(matches!(db.store.claim_case(other, &case_id, "eve", true).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(db.store.decide(other, &case_id, draft_id, "eve", &Decision::CloseComplete).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(db.store.case_audit(other, &case_id).await, Err(StoreError::NotFound(_))));
+    let sha = &bundle("uvg-1", None).documents[0].sha256;
+    assert!(db.store.document_content(scope(), &case_id, sha).await.unwrap().is_some());
+    assert_eq!(db.store.document_content(other, &case_id, sha).await.unwrap(), None);
+    assert_eq!(db.store.review_queue(other, &QueueQuery::default()).await.unwrap().total, 0);
+    assert_eq!(db.store.review_queue(scope(), &QueueQuery::default()).await.unwrap().total, 1);
+    // A case whose bundle named no tenant belongs to the default tenant.
+    let mut untenanted = bundle("uvg-9", None);
+    untenanted.tenant = None;
+    db.store.record_bundle(&untenanted).await.unwrap();
+    let default = Scope { tenant: "lk-default", default_tenant: "lk-default" };
+    assert_eq!(db.store.review_queue(default, &QueueQuery::default()).await.unwrap().total, 1);
+}
+
+async fn the_review_queue_filters_sorts_and_counts(db: TestDb) {
+    let mut ids = Vec::new();
+    for (i, verdict) in ["incomplete", "complete", "needs_review", "incomplete"].iter().enumerate() {
+        let mut b = bundle(&format!("uvg-{i}"), None);
+        b.verdict = (*verdict).into();
+        b.received_at = format!("2026-11-{:02}T09:00:00Z", 10 + i).parse().unwrap();
+        if i == 3 {
+            b.procedure = "wohngeld".into();
+        }
+        match db.store.record_bundle(&b).await.unwrap() {
+            RecordOutcome::Recorded { case_id, .. } => ids.push(case_id),
+            other => panic!("{other:?}"),
+        }
+    }
+    db.store.claim_case(scope(), &ids[0], "anna", false).await.unwrap();
+    let q = |f: &dyn Fn(&mut QueueQuery)| {
+        let mut q = QueueQuery::default();
+        f(&mut q);
+        q
+    };
+    let list = |page: QueuePage| page.rows.into_iter().map(|r| r.case_id).collect::<Vec<_>>();
+    let all = db.store.review_queue(scope(), &QueueQuery::default()).await.unwrap();
+    assert_eq!(all.total, 4);
+    assert_eq!(list(all), ids, "oldest received first");
+    let newest = db.store.review_queue(scope(), &q(&|q| q.descending = true)).await.unwrap();
+    assert_eq!(newest.rows[0].case_id, ids[3]);
+    let incomplete = db.store.review_queue(scope(), &q(&|q| q.verdict = Some("incomplete".into()))).await.unwrap();
+    assert_eq!(list(incomplete), [ids[0].clone(), ids[3].clone()]);
+    let wohngeld = db.store.review_queue(scope(), &q(&|q| q.procedure = Some("wohngeld".into()))).await.unwrap();
+    assert_eq!(list(wohngeld), [ids[3].clone()]);
+    let mine = db.store.review_queue(scope(), &q(&|q| q.assignee = AssigneeFilter::User("anna".into()))).await.unwrap();
+    assert_eq!(list(mine), [ids[0].clone()]);
+    let free = db.store.review_queue(scope(), &q(&|q| q.assignee = AssigneeFilter::Nobody)).await.unwrap();
+    assert_eq!(free.total, 3);
+    let old = db.store.review_queue(scope(), &q(&|q| q.received_before = Some("2026-11-11T12:00:00Z".parse().unwrap()))).await.unwrap();
+    assert_eq!(list(old), [ids[0].clone(), ids[1].clone()]);
+    let page2 = db.store.review_queue(scope(), &q(&|q| { q.limit = 2; q.offset = 2; })).await.unwrap();
+    assert_eq!((page2.total, list(page2)), (4, vec![ids[2].clone(), ids[3].clone()]));
+    let first = &db.store.review_queue(scope(), &QueueQuery::default()).await.unwrap().rows[0];
+    assert_eq!(first.draft_kind.as_deref(), Some("letter"));
+    assert_eq!(first.assignee.as_deref(), Some("anna"));
+    let by_verdict = db.store.review_queue(scope(), &q(&|q| q.sort = QueueSort::Verdict)).await.unwrap();
+    assert_eq!(by_verdict.rows[0].verdict, "complete");
+    let decided = db.store.review_queue(scope(), &q(&|q| q.status = StatusFilter::Decided)).await.unwrap();
+    assert_eq!(decided.total, 0);
+}
+
+async fn a_complete_case_is_closed_and_a_rejection_keeps_its_reason(db: TestDb) {
+    let mut complete = bundle("uvg-1", None);
+    complete.verdict = "complete".into();
+    complete.draft.kind = "ready_for_processing".into();
+    let RecordOutcome::Recorded { case_id, draft_id, .. } = db.store.record_bundle(&complete).await.unwrap() else { panic!() };
+    db.store.claim_case(scope(), &case_id, "anna", false).await.unwrap();
+    assert!(
+        matches!(
+            db.store.decide(scope(), &case_id, draft_id, "anna", &Decision::Approve { pdf: vec![1], sha256: "x".into() }).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a review note is not a letter to send"
+    );
+    assert_eq!(
+        db.store.decide(scope(), &case_id, draft_id, "anna", &Decision::CloseComplete).await.unwrap(),
+        DecisionOutcome::Done { draft_id }
+    );
+    assert_eq!(db.store.case_detail(scope(), &case_id).await.unwrap().unwrap().case.review_status, "closed_complete");
+    assert_eq!(db.count(Table::Letters).await, 0);
+
+    let (other, other_draft) = recorded_case(&db, "uvg-2").await;
+    db.store.claim_case(scope(), &other, "anna", false).await.unwrap();
+    assert!(matches!(db.store.decide(scope(), &other, other_draft, "anna", &Decision::CloseComplete).await, Err(StoreError::Conflict(_))));
+    let reject = Decision::Reject { reason: "Antrag wurde zurückgenommen".into() };
+    assert_eq!(db.store.decide(scope(), &other, other_draft, "anna", &reject).await.unwrap(), DecisionOutcome::Done { draft_id: other_draft });
+    let detail = db.store.case_detail(scope(), &other).await.unwrap().unwrap();
+    assert_eq!(detail.case.review_status, "rejected");
+    assert_eq!(detail.drafts[0].decision_note.as_deref(), Some("Antrag wurde zurückgenommen"));
+    let (audit, attachments) = db.store.case_audit(scope(), &other).await.unwrap();
+    let rejected = audit.iter().find(|e| e.action == "draft_rejected").unwrap();
+    assert!(attachments.iter().any(|(h, t)| h == rejected.detail["reason_sha256"].as_str().unwrap() && t.contains("zurückgenommen")));
+    assert!(db.store.verify_audit_chain().await.unwrap().is_intact());
+}
+
 // Not part of the suite: it needs no database.
 #[tokio::test]
 async fn a_postgres_server_that_cannot_be_reached_is_unavailable() {
@@ -534,6 +897,7 @@ fn bundle(bundle_id: &str, case_id: Option<&str>) -> BundleResult {
             declared_type: Some("geburtsurkunde".into()),
             location: Some(format!("{bundle_id}/{id}.pdf")),
             extracted: json!({"pages": [{"text": "Geburtsurkunde Lena Beispiel", "source": "ocr"}]}),
+            content: Some(format!("%PDF-1.4 {bundle_id}/{id}").into_bytes()),
         })
         .collect();
     BundleResult {
@@ -591,6 +955,9 @@ enum Table {
     PendingDrafts,
     SupersededDrafts,
     AuditLog,
+    Letters,
+    LetterEvents,
+    Corrections,
 }
 
 impl Table {
@@ -602,6 +969,9 @@ impl Table {
             Table::PendingDrafts => "SELECT COUNT(*) FROM drafts WHERE status = 'pending_review'",
             Table::SupersededDrafts => "SELECT COUNT(*) FROM drafts WHERE status = 'superseded'",
             Table::AuditLog => "SELECT COUNT(*) FROM audit_log",
+            Table::Letters => "SELECT COUNT(*) FROM letters",
+            Table::LetterEvents => "SELECT COUNT(*) FROM outbox WHERE event_type = 'letter.approved'",
+            Table::Corrections => "SELECT COUNT(*) FROM corrections",
         }
     }
 }

@@ -18,7 +18,7 @@ fn root() -> PathBuf {
 fn pipeline() -> Arc<Pipeline> {
     let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
     let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
-    Arc::new(Pipeline { schemas, extractor: Arc::new(extractor), settings: Settings::default() })
+    Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings: Settings::default() })
 }
 
 async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
@@ -96,7 +96,7 @@ async fn a_bundle_is_retried_not_judged_when_the_extractor_cannot_be_started() {
     let store = sqlite_store(&tmp).await;
     let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
     let extractor = SandboxExtractor::new(tmp.path().join("no-such-nachweis-binary"), Limits::default());
-    let p = Arc::new(Pipeline { schemas, extractor: Arc::new(extractor), settings: Settings::default() });
+    let p = Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings: Settings::default() });
 
     let result = process_one(p, store.clone(), bundle("uvg-01-ledig-komplett"), today()).await;
 

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 /// (every document costs a sandboxed process).
 pub const MAX_DOCUMENTS: usize = 200;
 pub const MAX_CHILDREN: usize = 20;
+pub const MAX_PERSONS: usize = 50;
 
 /// The address block of the applicant, used only for the letter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -33,6 +34,28 @@ pub struct Child {
     pub given_name: String,
     pub family_name: String,
     pub birth_date: NaiveDate,
+}
+
+/// A person of a named list in the manifest (`persons.<list>[i]`), e.g.
+/// a household member for Wohngeld. Which lists exist, and which facts
+/// their persons carry, the procedure schema says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Person {
+    pub given_name: String,
+    pub family_name: String,
+    pub birth_date: Option<NaiveDate>,
+    /// Facts about this person (booleans, numbers, strings) by name.
+    pub facts: BTreeMap<String, Value>,
+}
+
+/// A person a per-person requirement is checked for: a child or a person
+/// of another list, seen the same way.
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    pub given_name: &'a str,
+    pub family_name: &'a str,
+    pub birth_date: Option<NaiveDate>,
+    pub facts: Option<&'a BTreeMap<String, Value>>,
 }
 
 /// How a document's bytes travel: by reference to a file or inline.
@@ -69,6 +92,9 @@ pub struct Manifest {
     /// Facts the applicant declared, by name (booleans, numbers, strings).
     pub facts: BTreeMap<String, Value>,
     pub children: Vec<Child>,
+    /// Further person lists by name (`persons` in the manifest); children
+    /// stay in `children` (DESIGN §2).
+    pub persons: BTreeMap<String, Vec<Person>>,
     pub documents: Vec<DocumentRef>,
 }
 
@@ -202,6 +228,26 @@ impl Manifest {
             Some(_) => return Err(malformed("children", "must be an array")),
         };
 
+        let persons = match obj.get("persons") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(v) => {
+                let mut out = BTreeMap::new();
+                let mut count = 0usize;
+                for (list, items) in as_object(v, "persons")? {
+                    let field = format!("persons.{list}");
+                    check_id(&field, list)?;
+                    let Value::Array(items) = items else { return Err(malformed(field, "must be an array")) };
+                    count += items.len();
+                    let people = items.iter().enumerate().map(|(i, p)| parse_person(&format!("{field}[{i}]"), p)).collect::<Result<Vec<_>, _>>()?;
+                    out.insert(list.clone(), people);
+                }
+                if count > MAX_PERSONS {
+                    return Err(malformed("persons", format!("at most {MAX_PERSONS} persons per bundle")));
+                }
+                out
+            }
+        };
+
         let documents = match get(obj, "", "documents")? {
             Value::Array(items) => items
                 .iter()
@@ -223,13 +269,72 @@ impl Manifest {
             }
         }
 
-        Ok(Manifest { bundle_id, case_id, procedure, tenant, received_at, applicant, facts, children, documents })
+        Ok(Manifest { bundle_id, case_id, procedure, tenant, received_at, applicant, facts, children, persons, documents })
+    }
+
+    /// Parses a manifest as the store keeps it: inline document bytes are
+    /// stored as documents, not in the manifest, so such a document has
+    /// neither `path` nor `content_base64` any more. Re-checks and replays
+    /// use the stored extraction results and need only its metadata; it is
+    /// given its `document_id` as a (never read) path.
+    pub fn from_stored(value: &Value) -> Result<Manifest, ManifestError> {
+        let mut v = value.clone();
+        if let Some(docs) = v.get_mut("documents").and_then(Value::as_array_mut) {
+            for d in docs.iter_mut().filter_map(Value::as_object_mut) {
+                let has_source = ["path", "content_base64"].iter().any(|k| d.get(*k).is_some_and(|x| !x.is_null()));
+                if !has_source && let Some(id) = d.get("document_id").cloned() {
+                    d.insert("path".into(), id);
+                }
+            }
+        }
+        Self::from_value(&v)
     }
 
     /// The date the bundle was received, in which ages and freshness are computed.
     pub fn received_on(&self) -> NaiveDate {
         self.received_at.date_naive()
     }
+
+    /// The persons of a list: `children`, or a list under `persons`
+    /// (empty if the manifest has none).
+    pub fn members(&self, list: &str) -> Vec<Member<'_>> {
+        if list == "children" {
+            return self
+                .children
+                .iter()
+                .map(|c| Member { given_name: &c.given_name, family_name: &c.family_name, birth_date: Some(c.birth_date), facts: None })
+                .collect();
+        }
+        self.persons
+            .get(list)
+            .map(|v| {
+                v.iter()
+                    .map(|p| Member { given_name: &p.given_name, family_name: &p.family_name, birth_date: p.birth_date, facts: Some(&p.facts) })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn parse_person(field: &str, v: &Value) -> Result<Person, ManifestError> {
+    let prefix = format!("{field}.");
+    let p = as_object(v, field)?;
+    let birth_date = match opt_str(p, &prefix, "birth_date")? {
+        None => None,
+        Some(raw) => Some(
+            NaiveDate::parse_from_str(&raw, "%Y-%m-%d").map_err(|_| malformed(format!("{prefix}birth_date"), "must be a date YYYY-MM-DD"))?,
+        ),
+    };
+    let facts = match p.get("facts") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(f) => as_object(f, &format!("{prefix}facts"))?.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    };
+    Ok(Person {
+        given_name: get_str(p, &prefix, "given_name")?,
+        family_name: get_str(p, &prefix, "family_name")?,
+        birth_date,
+        facts,
+    })
 }
 
 fn parse_document(i: usize, v: &Value) -> Result<DocumentRef, ManifestError> {
@@ -301,6 +406,15 @@ mod tests {
             let err = Manifest::from_value(&v).unwrap_err().to_string();
             assert!(err.contains(expected_field), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn a_stored_manifest_of_an_inline_bundle_parses_for_re_checks() {
+        let mut v = minimal();
+        v["documents"][0].as_object_mut().unwrap().remove("path");
+        assert!(Manifest::from_value(&v).is_err(), "a bundle as sent needs its bytes");
+        let m = Manifest::from_stored(&v).unwrap();
+        assert_eq!(m.documents[0].document_id, "d1");
     }
 
     #[test]

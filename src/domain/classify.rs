@@ -6,7 +6,7 @@
 //! so one scanned PDF holding several documents is split, while a page 2
 //! without a heading stays with the document before it.
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::catalogue::{Catalogue, SignalKind, UNKNOWN};
 use super::dates;
@@ -40,7 +40,7 @@ impl PageVerdict {
 }
 
 /// A run of pages of one document judged to be one document of one type.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     pub document_id: String,
     pub first_page: u32,
@@ -66,6 +66,10 @@ pub struct Segment {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<DocumentProblem>,
+    /// Set when a caseworker corrected the type: the type the classifier
+    /// had given. The correction itself is kept in the store and audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected_from: Option<String>,
     /// The segment's text in folded form, for name matching; never serialised.
     #[serde(skip)]
     pub folded_text: String,
@@ -220,6 +224,7 @@ fn unreadable_segment(doc: &ExtractedDocument, declared: Option<&str>, problem: 
         document_date: None,
         reason: Some(format!("Datei nicht lesbar: {} ({})", problem.kind.label_de(), problem.detail)),
         problem: Some(problem),
+        corrected_from: None,
         folded_text: String::new(),
     }
 }
@@ -305,6 +310,7 @@ pub fn segment_document(
                 document_date: dates::document_date(&text, received),
                 reason,
                 problem: None,
+                corrected_from: None,
                 folded_text: fold(&text),
             }
         })

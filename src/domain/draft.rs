@@ -37,7 +37,7 @@ impl Default for Letterhead {
             authority: "Landkreis Musterland".into(),
             department: "Jugendamt – Unterhaltsvorschusskasse".into(),
             return_address: "Landkreis Musterland · Jugendamt · Schloßplatz 1 · 12345 Musterstadt".into(),
-            contact_name: "Ihre Sachbearbeitung Unterhaltsvorschuss".into(),
+            contact_name: "Ihre Sachbearbeitung".into(),
             contact_phone: "01234 567-0".into(),
             contact_email: "uvg@landkreis-musterland.example".into(),
             office_hours: "Mo–Fr 8:30–12:00 Uhr, Do 14:00–17:30 Uhr".into(),
@@ -73,6 +73,9 @@ impl DraftKind {
 pub struct LetterItem {
     pub requirement: String,
     pub child: Option<usize>,
+    /// Index into the finding's person list, for lists other than children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<usize>,
     /// The plain-language sentence: what to send and why.
     pub text: String,
 }
@@ -94,6 +97,19 @@ pub struct Draft {
     pub legal_notice: String,
     /// Things the caseworker must look at (uncertain verdicts, unknown documents).
     pub review_notes: Vec<String>,
+    /// The enclosure note of the letter ("Anlage"), one line per enclosure.
+    #[serde(default)]
+    pub enclosures: Vec<String>,
+    /// The enclosed overview of what arrived: one line per upload with the
+    /// type it was recognised as, so the applicant sees what was counted.
+    #[serde(default)]
+    pub received: Vec<String>,
+    /// The part of the letter a caseworker edits: from the salutation to the
+    /// signature (letterhead, address field, information block and subject
+    /// are laid out around it when the letter is rendered).
+    #[serde(default)]
+    pub body: String,
+    /// The whole draft as plain text (letter and notes for the caseworker).
     pub text: String,
 }
 
@@ -183,12 +199,22 @@ pub fn draft(
     let mut review_notes = Vec::new();
     for f in findings {
         let req = schema.requirements.iter().find(|r| r.id == f.id).expect("finding of a schema requirement");
-        let child = f.child.map(|i| &manifest.children[i]);
-        let values = child
+        // The person a per-person finding is about: a child or a member of
+        // another list.
+        let person = match (f.child, &f.list, f.person) {
+            (Some(i), _, _) => manifest.members(super::schema::CHILDREN).get(i).copied(),
+            (None, Some(list), Some(i)) => manifest.members(list).get(i).copied(),
+            _ => None,
+        };
+        let values = person
             .map(|c| {
+                let name = clean(&format!("{} {}", c.given_name, c.family_name));
+                let born = c.birth_date.map(date_de).unwrap_or_else(|| "–".to_string());
                 vec![
-                    ("kind", clean(&format!("{} {}", c.given_name, c.family_name))),
-                    ("kind_geburtsdatum", date_de(c.birth_date)),
+                    ("kind", name.clone()),
+                    ("kind_geburtsdatum", born.clone()),
+                    ("person", name),
+                    ("person_geburtsdatum", born),
                 ]
             })
             .unwrap_or_default();
@@ -208,7 +234,7 @@ pub fn draft(
                         " Die von Ihnen hochgeladene Datei „{file}“ konnte nicht verwendet werden, weil {why}. Bitte reichen Sie eine gut lesbare Kopie ein."
                     ));
                 }
-                items.push(LetterItem { requirement: f.id.clone(), child: f.child, text });
+                items.push(LetterItem { requirement: f.id.clone(), child: f.child, person: f.person, text });
             }
             RequirementVerdict::Expired => {
                 let max_age = req.accepts.iter().filter_map(|a| a.max_age_days).max().unwrap_or(0);
@@ -216,10 +242,10 @@ pub fn draft(
                 text.push_str(&format!(
                     " Der eingereichte Nachweis vom {when} ist älter als {max_age} Tage; bitte senden Sie uns einen aktuellen Nachweis."
                 ));
-                items.push(LetterItem { requirement: f.id.clone(), child: f.child, text });
+                items.push(LetterItem { requirement: f.id.clone(), child: f.child, person: f.person, text });
             }
             RequirementVerdict::Uncertain => {
-                let who = child.map(|c| format!(" ({})", clean(&c.given_name))).unwrap_or_default();
+                let who = person.map(|c| format!(" ({})", clean(c.given_name))).unwrap_or_default();
                 review_notes.push(format!("{}{}: {}", req.label, who, f.reason));
             }
             RequirementVerdict::Satisfied | RequirementVerdict::NotApplicable => {}
@@ -255,9 +281,21 @@ pub fn draft(
     );
     let salutation = format!("Guten Tag {applicant_name},");
     let legal = legal_notice(due, &schema.procedure.law);
+    let received = received_overview(manifest, segments, catalogue);
+    let enclosures = if kind == DraftKind::Letter && !received.is_empty() {
+        vec![ENCLOSURE_RECEIVED.to_string()]
+    } else {
+        Vec::new()
+    };
+    // A procedure may name its own department (Wohngeldbehörde, Jugendamt);
+    // the rest of the letterhead is the tenant's configuration.
+    let mut letterhead = letterhead.clone();
+    if let Some(department) = &schema.procedure.department {
+        letterhead.department = department.clone();
+    }
     let mut d = Draft {
         kind,
-        letterhead: letterhead.clone(),
+        letterhead,
         address,
         date: today,
         deadline: due,
@@ -267,32 +305,55 @@ pub fn draft(
         items,
         legal_notice: legal,
         review_notes,
+        enclosures,
+        received,
+        body: String::new(),
         text: String::new(),
     };
-    d.text = render_text(&d, &schema.procedure.title);
+    d.body = render_body(&d, &schema.procedure.title);
+    d.text = render_text(&d);
     d
 }
 
-/// The draft as the plain text a caseworker edits.
-pub fn render_text(d: &Draft, procedure_title: &str) -> String {
+/// The line that starts the caseworker-only notes at the end of a draft's
+/// text; nothing from it on is part of the letter.
+pub const REVIEW_NOTES_HEADING: &str = "Hinweise für die Sachbearbeitung (nicht Teil des Schreibens):";
+
+/// The enclosure line for the overview of received documents.
+pub const ENCLOSURE_RECEIVED: &str = "Übersicht der bereits eingegangenen Unterlagen";
+
+/// One line per upload: its file name and what it was recognised as.
+fn received_overview(manifest: &Manifest, segments: &[Segment], catalogue: &Catalogue) -> Vec<String> {
+    manifest
+        .documents
+        .iter()
+        .map(|d| {
+            let segs: Vec<&Segment> = segments.iter().filter(|s| s.document_id == d.document_id).collect();
+            let what = if segs.is_empty() || segs.iter().all(|s| !s.is_readable()) {
+                "nicht lesbar – bitte erneut einreichen".to_string()
+            } else {
+                let mut labels: Vec<&str> = Vec::new();
+                for s in segs.iter().filter(|s| s.is_readable()) {
+                    let label = if s.doc_type == super::catalogue::UNKNOWN { "noch nicht zugeordnet" } else { catalogue.label(&s.doc_type) };
+                    if !labels.contains(&label) {
+                        labels.push(label);
+                    }
+                }
+                labels.join(", ")
+            };
+            format!("„{}“: {what}", clean(&d.filename))
+        })
+        .collect()
+}
+
+/// The editable letter body: salutation, requested documents, deadline,
+/// how to hand them in, the § 66 Abs. 3 SGB I notice and the closing. For a
+/// review note, the note itself.
+pub fn render_body(d: &Draft, procedure_title: &str) -> String {
     let mut t = String::new();
     match d.kind {
         DraftKind::Letter => {
-            t.push_str(&format!("{}\n{}\n\n", d.letterhead.authority, d.letterhead.department));
-            t.push_str(&format!("{}\n\n", d.letterhead.return_address));
-            for line in &d.address {
-                t.push_str(line);
-                t.push('\n');
-            }
-            t.push_str(&format!(
-                "\nIhr Zeichen: –    Unser Zeichen: {}    Datum: {}\nAnsprechpartner: {}, Telefon {}, E-Mail {}\n\n",
-                d.reference,
-                date_de(d.date),
-                d.letterhead.contact_name,
-                d.letterhead.contact_phone,
-                d.letterhead.contact_email
-            ));
-            t.push_str(&format!("{}\n\n{}\n\n", d.subject, d.salutation));
+            t.push_str(&format!("{}\n\n", d.salutation));
             t.push_str(&format!(
                 "vielen Dank für Ihren Antrag auf {procedure_title}. Um über Ihren Antrag entscheiden zu können, benötigen wir noch folgende Unterlagen:\n\n"
             ));
@@ -323,8 +384,48 @@ pub fn render_text(d: &Draft, procedure_title: &str) -> String {
             ));
         }
     }
+    t
+}
+
+/// The whole draft as plain text: for a letter the letterhead, address,
+/// information block and subject around the body, then the enclosures;
+/// for every kind the notes for the caseworker after it.
+pub fn render_text(d: &Draft) -> String {
+    let mut t = String::new();
+    if d.kind == DraftKind::Letter {
+        t.push_str(&format!("{}\n{}\n\n", d.letterhead.authority, d.letterhead.department));
+        t.push_str(&format!("{}\n\n", d.letterhead.return_address));
+        for line in &d.address {
+            t.push_str(line);
+            t.push('\n');
+        }
+        t.push_str(&format!(
+            "\nIhr Zeichen: –    Unser Zeichen: {}    Datum: {}\nAnsprechpartner: {}, Telefon {}, E-Mail {}\n\n",
+            d.reference,
+            date_de(d.date),
+            d.letterhead.contact_name,
+            d.letterhead.contact_phone,
+            d.letterhead.contact_email
+        ));
+        t.push_str(&format!("{}\n\n", d.subject));
+    }
+    t.push_str(&d.body);
+    if d.kind == DraftKind::Letter && !d.enclosures.is_empty() {
+        t.push_str(&format!("\n{}\n", if d.enclosures.len() == 1 { "Anlage" } else { "Anlagen" }));
+        for e in &d.enclosures {
+            t.push_str(&format!("{e}\n"));
+        }
+        if !d.received.is_empty() {
+            t.push_str(&format!("\n{ENCLOSURE_RECEIVED}:\n"));
+            for r in &d.received {
+                t.push_str(&format!("– {r}\n"));
+            }
+        }
+    }
     if !d.review_notes.is_empty() {
-        t.push_str("\nHinweise für die Sachbearbeitung (nicht Teil des Schreibens):\n");
+        t.push('\n');
+        t.push_str(REVIEW_NOTES_HEADING);
+        t.push('\n');
         for n in &d.review_notes {
             t.push_str(&format!("• {n}\n"));
         }

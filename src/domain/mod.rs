@@ -8,13 +8,18 @@ pub mod catalogue;
 pub mod check;
 pub mod classify;
 pub mod dates;
+pub mod diagnostics;
 pub mod document;
 pub mod draft;
+pub mod highlight;
+pub mod review;
+pub mod replay;
 pub mod schema;
+pub mod schema_diff;
 pub mod text;
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use bundle::Manifest;
 use catalogue::Catalogue;
@@ -25,7 +30,7 @@ use draft::{Draft, Letterhead};
 use schema::ProcedureSchema;
 
 /// A remark about an upload as a whole, shown to the caseworker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DocumentNote {
     pub document_id: String,
     /// `declared_type_mismatch`, or a `ProblemKind` id for unreadable files.
@@ -34,7 +39,7 @@ pub struct DocumentNote {
 }
 
 /// The result of checking one bundle: the `check --json` document.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub bundle_id: String,
     pub case_id: Option<String>,
@@ -42,7 +47,14 @@ pub struct Report {
     pub tenant: Option<String>,
     pub schema_version: String,
     pub schema_hash: String,
+    /// The stored schema version (`uvg@3`) when the schema came from the
+    /// database's registry; its text reproduces this check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_version_id: Option<String>,
     pub catalogue_version: String,
+    /// The stored catalogue version (`catalogue@2`), likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalogue_version_id: Option<String>,
     pub received_on: NaiveDate,
     pub verdict: BundleVerdict,
     pub segments: Vec<Segment>,
@@ -62,9 +74,49 @@ pub struct Context<'a> {
     pub case_reference: &'a str,
 }
 
+/// A case checked as a whole: the newest bundle's manifest with the
+/// documents of the case's earlier bundles put first. Earlier document ids
+/// are qualified as `<bundle_id>/<document_id>` (ids are unique only within
+/// a bundle); `documents` are the newest bundle's extraction results.
+pub fn combine_case(
+    manifest: &Manifest,
+    documents: &[ExtractedDocument],
+    earlier: &[(Manifest, ExtractedDocument)],
+) -> (Manifest, Vec<ExtractedDocument>) {
+    let mut combined = manifest.clone();
+    let mut all_docs = Vec::new();
+    if !earlier.is_empty() {
+        let mut docs = Vec::new();
+        for (m, e) in earlier {
+            if let Some(mut d) = m.documents.iter().find(|d| d.document_id == e.document_id).cloned() {
+                let qualified = format!("{}/{}", m.bundle_id, d.document_id);
+                d.document_id = qualified.clone();
+                docs.push(d);
+                all_docs.push(ExtractedDocument { document_id: qualified, ..e.clone() });
+            }
+        }
+        docs.extend(manifest.documents.iter().cloned());
+        combined.documents = docs;
+    }
+    all_docs.extend(documents.iter().cloned());
+    (combined, all_docs)
+}
+
 /// Classifies, checks and drafts. `documents` must hold one entry per
 /// manifest document (in any order); documents are segmented in manifest order.
 pub fn process(manifest: &Manifest, documents: &[ExtractedDocument], ctx: &Context<'_>) -> Report {
+    process_corrected(manifest, documents, ctx, &[])
+}
+
+/// `process` with caseworkers' corrections of document types applied after
+/// classification and before the check, so the verdicts and the draft
+/// follow the human's reading of the documents.
+pub fn process_corrected(
+    manifest: &Manifest,
+    documents: &[ExtractedDocument],
+    ctx: &Context<'_>,
+    corrections: &[review::Correction],
+) -> Report {
     let received = manifest.received_on();
     let mut segments: Vec<Segment> = Vec::new();
     let mut notes = Vec::new();
@@ -74,6 +126,7 @@ pub fn process(manifest: &Manifest, documents: &[ExtractedDocument], ctx: &Conte
             continue;
         };
         let mut segs = classify::segment_document(extracted, declared, ctx.catalogue, received);
+        review::apply_corrections(&mut segs, corrections, ctx.catalogue);
         // The upload slot agrees if any part of the upload is of that type.
         if let Some(decl) = declared {
             let readable_types: Vec<String> =
@@ -125,7 +178,9 @@ pub fn process(manifest: &Manifest, documents: &[ExtractedDocument], ctx: &Conte
         tenant: manifest.tenant.clone(),
         schema_version: ctx.schema.version.clone(),
         schema_hash: ctx.schema.content_hash.clone(),
+        schema_version_id: ctx.schema.version_id.clone(),
         catalogue_version: ctx.catalogue.version.clone(),
+        catalogue_version_id: ctx.catalogue.version_id.clone(),
         received_on: received,
         verdict,
         segments,

@@ -63,11 +63,7 @@ pub fn run(args: &[String]) -> i32 {
             return 2;
         }
     };
-    // Panic payloads can quote parsed content; report only where it happened.
-    std::panic::set_hook(Box::new(|info| {
-        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!("sandbox-extract: panic at {at}");
-    }));
+    quiet_panics("sandbox-extract");
     let mut out = protocol_stdout();
     let mut send = |msg: &ChildMessage| {
         // A write error means the parent is gone; nothing left to do.
@@ -83,10 +79,19 @@ pub fn run(args: &[String]) -> i32 {
     0
 }
 
+/// Panic payloads can quote parsed content; a child reports only where a
+/// panic happened.
+pub(crate) fn quiet_panics(child: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("{child}: panic at {at}");
+    }));
+}
+
 /// Keeps the protocol channel private: the real stdout moves to a new
 /// descriptor and fd 1 becomes stderr, so stray prints from C libraries
 /// cannot corrupt the JSON.
-fn protocol_stdout() -> std::fs::File {
+pub(crate) fn protocol_stdout() -> std::fs::File {
     // SAFETY: dup/dup2 on the process's own standard descriptors; the new
     // descriptor is owned by the returned File from here on.
     unsafe {
@@ -99,7 +104,7 @@ fn protocol_stdout() -> std::fs::File {
     }
 }
 
-fn read_bounded(path: &std::path::Path, max: u64) -> Result<Vec<u8>, ExtractError> {
+pub(crate) fn read_bounded(path: &std::path::Path, max: u64) -> Result<Vec<u8>, ExtractError> {
     let file = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
     file.take(max + 1).read_to_end(&mut bytes)?;
@@ -115,25 +120,27 @@ fn extract(args: &ChildArgs, started: &mut dyn FnMut(u32)) -> Result<Vec<Extract
     if bytes.is_empty() {
         return Err(ExtractError::Damaged("the file is empty".into()));
     }
-    let declared = args.media_type.trim().to_ascii_lowercase();
-    // The bytes decide; the declared type only matters when they say nothing.
-    let kind = match raster::sniff(&bytes) {
-        Some(kind) => kind,
-        None => match declared.as_str() {
-            "application/pdf" => Sniffed::Pdf,
-            "image/jpeg" | "image/jpg" | "image/png" | "image/tiff" => {
-                return Err(ExtractError::Damaged(format!("the file is not a valid {declared} image")));
-            }
-            _ => {
-                return Err(ExtractError::UnsupportedMediaType(format!(
-                    "media type {declared:?} is not supported and the content is not PDF, JPEG, PNG or TIFF"
-                )));
-            }
-        },
-    };
-    match kind {
+    match sniff_kind(&bytes, &args.media_type)? {
         Sniffed::Pdf => extract_pdf(bytes, args, started),
-        _ => extract_image(&bytes, kind, args, started),
+        kind => extract_image(&bytes, kind, args, started),
+    }
+}
+
+/// What the bytes are. The bytes decide; the declared media type only
+/// matters when they say nothing.
+pub(crate) fn sniff_kind(bytes: &[u8], media_type: &str) -> Result<Sniffed, ExtractError> {
+    let declared = media_type.trim().to_ascii_lowercase();
+    match raster::sniff(bytes) {
+        Some(kind) => Ok(kind),
+        None => match declared.as_str() {
+            "application/pdf" => Ok(Sniffed::Pdf),
+            "image/jpeg" | "image/jpg" | "image/png" | "image/tiff" => {
+                Err(ExtractError::Damaged(format!("the file is not a valid {declared} image")))
+            }
+            _ => Err(ExtractError::UnsupportedMediaType(format!(
+                "media type {declared:?} is not supported and the content is not PDF, JPEG, PNG or TIFF"
+            ))),
+        },
     }
 }
 

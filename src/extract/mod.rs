@@ -3,6 +3,8 @@
 //! Untrusted parsing (PDF, images, Tesseract) never runs in the worker
 //! process: `SandboxExtractor` starts `nachweis sandbox-extract` as a child
 //! with rlimits, a wall-clock timeout and no network, and reads JSON back.
+//! `PageRenderer` renders page images for the case view the same way
+//! (`nachweis sandbox-render`).
 use crate::domain::document::ExtractedDocument;
 use std::path::PathBuf;
 
@@ -11,9 +13,11 @@ pub mod ocr;
 pub mod pdf;
 mod protocol;
 pub mod raster;
+pub mod render;
 pub mod sandbox;
 pub mod text_quality;
 
+pub use render::{PageRenderer, RenderError, RenderedPage};
 pub use sandbox::{Limits, RunStats, SandboxExtractor};
 
 /// One file to extract. The file is on local disk (inline uploads are

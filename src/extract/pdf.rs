@@ -312,6 +312,23 @@ impl PdfSource {
 
     /// Renders the page with hayro at 300 dpi (less for oversized pages).
     fn render(&self, number: u32) -> Result<(GrayImage, u32), ExtractError> {
+        let (image, dpi) = self.render_rgb(number, RENDER_DPI, MAX_RENDER_SIDE as u32)?;
+        // Premultiplied RGBA over an opaque white background: no alpha left.
+        let gray: Vec<u8> = image
+            .as_raw()
+            .chunks_exact(3)
+            .map(|p| ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8)
+            .collect();
+        let (w, h) = image.dimensions();
+        let gray = GrayImage::from_raw(w, h, gray).expect("one byte per pixel");
+        Ok((gray, dpi))
+    }
+
+    /// Renders the page in colour at `dpi` (less for oversized pages, and
+    /// at most `max_side` pixels on the long side), with the page's
+    /// `/Rotate` applied; returns the image and its resolution. Page
+    /// numbers start at 1; a page that does not exist is `Damaged`.
+    pub fn render_rgb(&self, number: u32, dpi: f32, max_side: u32) -> Result<(image::RgbImage, u32), ExtractError> {
         let pdf = match &self.hayro {
             Some(pdf) => pdf,
             None => {
@@ -322,12 +339,12 @@ impl PdfSource {
         };
         let rendered = quietly(|| {
             let pages = pdf.pages();
-            let page = pages.get(number as usize - 1)?;
+            let page = pages.get((number as usize).checked_sub(1)?)?;
             let (w, h) = page.render_dimensions();
             let (w, h) = (f64::from(w.max(1.0)), f64::from(h.max(1.0)));
-            let mut scale = f64::from(RENDER_DPI) / 72.0;
+            let mut scale = f64::from(dpi) / 72.0;
             scale = scale.min((MAX_RENDER_PIXELS / (w * h)).sqrt());
-            scale = scale.min(MAX_RENDER_SIDE / w.max(h));
+            scale = scale.min(MAX_RENDER_SIDE.min(f64::from(max_side)) / w.max(h));
             let cache = hayro::RenderCache::new();
             let settings = hayro::hayro_interpret::InterpreterSettings::default();
             let pixmap = hayro::render(
@@ -342,13 +359,8 @@ impl PdfSource {
                 },
             );
             let (pw, ph) = (u32::from(pixmap.width()), u32::from(pixmap.height()));
-            let rgba = pixmap.data_as_u8_slice();
-            // Premultiplied RGBA over an opaque white background: alpha is 255.
-            let gray: Vec<u8> = rgba
-                .chunks_exact(4)
-                .map(|p| ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8)
-                .collect();
-            Some((GrayImage::from_raw(pw, ph, gray)?, (scale * 72.0).round() as u32))
+            let rgb: Vec<u8> = pixmap.data_as_u8_slice().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+            Some((image::RgbImage::from_raw(pw, ph, rgb)?, (scale * 72.0).round() as u32))
         });
         match rendered {
             Some(Some(found)) => Ok(found),

@@ -1,9 +1,11 @@
 //! The wire format between the worker (`sandbox.rs`) and the extraction child
-//! (`child.rs`): the child's argv and the JSON lines it prints on stdout.
+//! (`child.rs`), and between `PageRenderer` and the rendering child
+//! (`render.rs`): each child's argv and the JSON lines it prints on stdout.
 //!
 //! Kept in one place so both sides change together; the child is the same
 //! binary, so there is no version skew to handle.
 use crate::domain::document::{ExtractedPage, ProblemKind};
+use crate::domain::highlight::WordBox;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -100,9 +102,128 @@ pub(crate) enum ChildMessage {
     Failed { kind: ProblemKind, detail: String },
 }
 
+/// What `PageRenderer` tells the rendering child on its command line.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RenderArgs {
+    /// The declared media type; a hint only, the bytes decide.
+    pub media_type: String,
+    /// 1-based page number.
+    pub page: u32,
+    /// The PNG's long side at most, in pixels.
+    pub max_long_side: u32,
+    /// Also read word boxes with Tesseract.
+    pub words: bool,
+    pub max_pages: u32,
+    pub max_total_pages: u32,
+    pub max_image_pixels: u64,
+    pub max_file_bytes: u64,
+    pub path: PathBuf,
+}
+
+impl RenderArgs {
+    /// The argv after `sandbox-render`.
+    pub fn to_argv(&self) -> Vec<std::ffi::OsString> {
+        let mut argv: Vec<std::ffi::OsString> = vec![
+            "--media-type".into(),
+            self.media_type.clone().into(),
+            "--page".into(),
+            self.page.to_string().into(),
+            "--max-long-side".into(),
+            self.max_long_side.to_string().into(),
+            "--words".into(),
+            if self.words { "1" } else { "0" }.into(),
+            "--max-pages".into(),
+            self.max_pages.to_string().into(),
+            "--max-total-pages".into(),
+            self.max_total_pages.to_string().into(),
+            "--max-image-pixels".into(),
+            self.max_image_pixels.to_string().into(),
+            "--max-file-bytes".into(),
+            self.max_file_bytes.to_string().into(),
+            "--".into(),
+        ];
+        argv.push(self.path.clone().into_os_string());
+        argv
+    }
+
+    /// Parses what `to_argv` produced; anything else is a usage error.
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut out = RenderArgs {
+            media_type: String::new(),
+            page: 1,
+            max_long_side: 1600,
+            words: false,
+            max_pages: 100,
+            max_total_pages: 1000,
+            max_image_pixels: 60_000_000,
+            max_file_bytes: 50_000_000,
+            path: PathBuf::new(),
+        };
+        let mut path = None;
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--media-type" => out.media_type = value()?,
+                "--page" => out.page = value()?.parse().map_err(|_| "bad --page")?,
+                "--max-long-side" => out.max_long_side = value()?.parse().map_err(|_| "bad --max-long-side")?,
+                "--words" => out.words = value()? == "1",
+                "--max-pages" => out.max_pages = value()?.parse().map_err(|_| "bad --max-pages")?,
+                "--max-total-pages" => out.max_total_pages = value()?.parse().map_err(|_| "bad --max-total-pages")?,
+                "--max-image-pixels" => out.max_image_pixels = value()?.parse().map_err(|_| "bad --max-image-pixels")?,
+                "--max-file-bytes" => out.max_file_bytes = value()?.parse().map_err(|_| "bad --max-file-bytes")?,
+                "--" => {
+                    path = it.next().map(PathBuf::from);
+                    break;
+                }
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        out.path = path.ok_or("missing path after --")?;
+        out.max_long_side = out.max_long_side.clamp(16, 10_000);
+        Ok(out)
+    }
+}
+
+/// The rendering child's one result line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub(crate) enum RenderMessage {
+    Rendered {
+        width: u32,
+        height: u32,
+        png_base64: String,
+        /// Word boxes in the PNG's pixels (empty unless asked for).
+        words: Vec<WordBox>,
+        /// Clockwise rotation applied to make the page upright (0, 90, 180, 270).
+        rotated_clockwise: u16,
+        /// Pages in the document.
+        pages: u32,
+    },
+    NoSuchPage { requested: u32, pages: u32 },
+    Failed { kind: ProblemKind, detail: String },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn render_args_survive_the_command_line() {
+        let args = RenderArgs {
+            media_type: "application/pdf".into(),
+            page: 3,
+            max_long_side: 1200,
+            words: true,
+            max_pages: 7,
+            max_total_pages: 70,
+            max_image_pixels: 1234,
+            max_file_bytes: 99,
+            path: PathBuf::from("/tmp/x -- y.pdf"),
+        };
+        let argv: Vec<String> = args.to_argv().into_iter().map(|s| s.into_string().unwrap()).collect();
+        assert_eq!(RenderArgs::parse(&argv).unwrap(), args);
+    }
 
     #[test]
     fn child_args_survive_the_command_line() {

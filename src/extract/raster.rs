@@ -142,6 +142,22 @@ fn decode_tiff_pages(
     max_pixels: u64,
     max_pages: u32,
 ) -> Result<Vec<RasterPage>, ExtractError> {
+    let mut pages = Vec::new();
+    for ifd in tiff_directories(bytes, max_pages)? {
+        let (img, dpi) = decode_tiff_directory(bytes, &ifd, max_pixels)?;
+        pages.push(RasterPage { image: to_gray(img), dpi });
+    }
+    Ok(pages)
+}
+
+/// One image directory of a TIFF file: its offset, size and stated resolution.
+struct TiffDirectory {
+    offset: u64,
+    dims: (u32, u32),
+    dpi: Option<u32>,
+}
+
+fn tiff_directories(bytes: &[u8], max_pages: u32) -> Result<Vec<TiffDirectory>, ExtractError> {
     let tiff_err = |e: tiff::TiffError| ExtractError::Damaged(format!("TIFF structure: {e}"));
     let mut dec = tiff::decoder::Decoder::new(Cursor::new(bytes)).map_err(tiff_err)?;
     let mut ifds = Vec::new();
@@ -149,7 +165,7 @@ fn decode_tiff_pages(
         if let Some(ptr) = dec.ifd_pointer() {
             let dims = dec.dimensions().map_err(tiff_err)?;
             let dpi = tiff_dpi(&mut dec);
-            ifds.push((ptr.0, dims, dpi));
+            ifds.push(TiffDirectory { offset: ptr.0, dims, dpi });
         }
         if ifds.len() as u32 > max_pages {
             return Err(ExtractError::TooLarge(format!(
@@ -164,17 +180,74 @@ fn decode_tiff_pages(
             break;
         }
     }
+    Ok(ifds)
+}
+
+fn decode_tiff_directory(bytes: &[u8], ifd: &TiffDirectory, max_pixels: u64) -> Result<(DynamicImage, u32), ExtractError> {
     let big = bytes.starts_with(b"II+\0") || bytes.starts_with(b"MM\0+");
     let little = bytes.starts_with(b"II");
-    let mut pages = Vec::with_capacity(ifds.len());
-    for (offset, (w, h), dpi) in ifds {
-        check_pixels(w, h, max_pixels)?;
-        let view = IfdView::new(bytes, offset, big, little);
-        let img = decode_one(view, ImageFormat::Tiff, max_pixels)?;
-        let dpi = dpi.unwrap_or_else(|| estimate_dpi(img.width(), img.height()));
-        pages.push(RasterPage { image: to_gray(img), dpi });
+    check_pixels(ifd.dims.0, ifd.dims.1, max_pixels)?;
+    let view = IfdView::new(bytes, ifd.offset, big, little);
+    let img = decode_one(view, ImageFormat::Tiff, max_pixels)?;
+    let dpi = ifd.dpi.unwrap_or_else(|| estimate_dpi(img.width(), img.height()));
+    Ok((img, dpi))
+}
+
+/// How many pages an image file has (TIFF: its directories, at most
+/// `max_pages`; JPEG and PNG: one).
+pub fn image_page_count(bytes: &[u8], kind: Sniffed, max_pages: u32) -> Result<u32, ExtractError> {
+    match kind {
+        Sniffed::Jpeg | Sniffed::Png => Ok(1),
+        Sniffed::Tiff => Ok(tiff_directories(bytes, max_pages)?.len() as u32),
+        Sniffed::Pdf => Err(ExtractError::UnsupportedMediaType("PDF is not an image".into())),
     }
-    Ok(pages)
+}
+
+/// One page (1-based) of an image file in colour, for display: decoded
+/// under the same limits and turned upright from EXIF like the OCR pages;
+/// alpha is laid over white. Returns the image and its resolution.
+pub fn decode_page_rgb(
+    bytes: &[u8],
+    kind: Sniffed,
+    max_pixels: u64,
+    max_pages: u32,
+    page: u32,
+) -> Result<(image::RgbImage, u32), ExtractError> {
+    let (img, dpi) = match kind {
+        Sniffed::Jpeg | Sniffed::Png if page == 1 => {
+            let format = if kind == Sniffed::Jpeg { ImageFormat::Jpeg } else { ImageFormat::Png };
+            let img = decode_one(Cursor::new(bytes), format, max_pixels)?;
+            let dpi = metadata_dpi(bytes, kind).unwrap_or_else(|| estimate_dpi(img.width(), img.height()));
+            (img, dpi)
+        }
+        Sniffed::Tiff => {
+            let ifds = tiff_directories(bytes, max_pages)?;
+            let ifd = ifds
+                .get((page as usize).wrapping_sub(1))
+                .ok_or_else(|| ExtractError::Damaged(format!("the image has no page {page}")))?;
+            decode_tiff_directory(bytes, ifd, max_pixels)?
+        }
+        Sniffed::Pdf => return Err(ExtractError::UnsupportedMediaType("PDF is not an image".into())),
+        _ => return Err(ExtractError::Damaged(format!("the image has no page {page}"))),
+    };
+    Ok((to_rgb(img), dpi))
+}
+
+/// Converts any decoded image to 8-bit RGB, laying transparency over white.
+fn to_rgb(img: DynamicImage) -> image::RgbImage {
+    if !img.color().has_alpha() {
+        return img.into_rgb8();
+    }
+    let rgba = img.into_rgba8();
+    let (w, h) = rgba.dimensions();
+    let mut rgb = image::RgbImage::new(w, h);
+    for (dst, px) in rgb.pixels_mut().zip(rgba.pixels()) {
+        let [r, g, b, a] = px.0;
+        let a = u32::from(a);
+        let over = |c: u8| ((u32::from(c) * a + 255 * (255 - a)) / 255) as u8;
+        dst.0 = [over(r), over(g), over(b)];
+    }
+    rgb
 }
 
 fn tiff_dpi<R: Read + Seek>(dec: &mut tiff::decoder::Decoder<R>) -> Option<u32> {

@@ -10,7 +10,7 @@ use super::{DocumentFile, Extractor};
 use crate::domain::document::{DocumentProblem, ExtractedDocument, ProblemKind};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -91,9 +91,10 @@ static NETWORK_WARNING_GIVEN: AtomicBool = AtomicBool::new(false);
 /// Upper bound on captured stderr: enough to classify a crash.
 const MAX_STDERR_BYTES: usize = 64 << 10;
 
-/// How a child run ended, before mapping to a document result.
-enum Ending {
-    Message(ChildMessage),
+/// How a child run ended, before mapping to a result. `M` is the final
+/// protocol message of the child kind (extraction or rendering).
+pub(crate) enum Ending<M> {
+    Message(M),
     TimedOut,
     OutputTooLarge,
     Signaled(i32),
@@ -147,134 +148,14 @@ impl SandboxExtractor {
             max_file_bytes: self.limits.max_file_bytes,
             path: document.path.clone(),
         };
-        let mut cmd = Command::new(&self.program);
-        cmd.arg("sandbox-extract").args(args.to_argv());
-        cmd.env_clear();
-        // Must be in the environment at exec: OpenMP reads it once at start-up,
-        // and its threading makes Tesseract several times slower under load.
-        cmd.env("OMP_THREAD_LIMIT", "1");
-        // glibc reserves 64 MB of address space per malloc arena and thread;
-        // two arenas keep RLIMIT_AS about real memory, not reservations.
-        cmd.env("MALLOC_ARENA_MAX", "2");
-        cmd.env("LC_ALL", "C");
-        if let Some(dir) = std::env::var_os("TESSDATA_PREFIX") {
-            cmd.env("TESSDATA_PREFIX", dir);
-        }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // Own process group, so a timeout kills everything the child started.
-        cmd.process_group(0);
-        let limits = self.limits.clone();
-        // SAFETY: the closure runs between fork and exec and only makes
-        // async-signal-safe system calls (setrlimit, prctl, unshare).
-        unsafe {
-            cmd.pre_exec(move || {
-                set_rlimit(libc::RLIMIT_AS, limits.address_space_bytes, limits.address_space_bytes)?;
-                set_rlimit(libc::RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 5)?;
-                // The child writes no files; a write to one raises SIGXFSZ.
-                set_rlimit(libc::RLIMIT_FSIZE, 0, 0)?;
-                set_rlimit(libc::RLIMIT_NOFILE, 64, 64)?;
-                set_rlimit(libc::RLIMIT_CORE, 0, 0)?;
-                // Die with the worker thread that waits for us.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                // No network: a fresh, empty network namespace. Unprivileged
-                // callers may get one inside a new user namespace; if neither
-                // works the parent notices and warns (the child still runs).
-                if libc::unshare(libc::CLONE_NEWNET) != 0 {
-                    libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET);
-                }
-                Ok(())
-            });
-        }
-        cmd
+        sandboxed_command(&self.program, "sandbox-extract", args.to_argv(), &self.limits)
     }
 
-    fn run_child(&self, document: &DocumentFile, threads: usize) -> (Ending, Vec<u8>, RunStats) {
-        let started = Instant::now();
-        let mut stats = RunStats::default();
-        let mut child = match self.command(document, threads).spawn() {
-            Ok(c) => c,
-            Err(e) => return (Ending::SpawnFailed(e), Vec::new(), stats),
-        };
-        let pid = child.id() as libc::pid_t;
-        stats.network_isolated = network_isolated(pid);
-        if !stats.network_isolated && !NETWORK_WARNING_GIVEN.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                message = "Extraction children run without network isolation (unshare failed).",
-                document_id = %document.document_id
-            );
-        }
-
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (events_tx, events) = mpsc::channel::<StdoutEvent>();
-        let max_output = self.limits.max_output_bytes;
-        let stdout_reader = std::thread::spawn(move || read_protocol(stdout, max_output, events_tx));
-        let stderr_reader = std::thread::spawn(move || read_bounded(stderr, MAX_STDERR_BYTES));
-
-        let mut deadline = started + self.limits.timeout;
-        let mut last_message = None;
-        let mut too_large = false;
-        let mut timed_out = false;
-        let status = loop {
-            // Waits for the child without reaping it until it has exited,
-            // polling both the process and the protocol events.
-            if let Some(done) = wait4(pid, false) {
-                break Some(done);
-            }
-            match events.recv_timeout(Duration::from_millis(20)) {
-                Ok(StdoutEvent::Message(ChildMessage::Started { pages })) => {
-                    deadline = started + self.limits.timeout + self.limits.timeout_per_page * pages;
-                }
-                Ok(StdoutEvent::Message(msg)) => last_message = Some(msg),
-                Ok(StdoutEvent::TooLarge) => {
-                    too_large = true;
-                    kill_group(pid);
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                // stdout is closed: the child is exiting; poll without spinning.
-                Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(10)),
-            }
-            if Instant::now() >= deadline {
-                timed_out = true;
-                kill_group(pid);
-                break wait4(pid, true);
-            }
-        };
-        // Drain what the reader saw after the last poll.
-        let _ = stdout_reader.join();
-        for event in events.try_iter() {
-            match event {
-                StdoutEvent::Message(ChildMessage::Started { .. }) => {}
-                StdoutEvent::Message(msg) => last_message = Some(msg),
-                StdoutEvent::TooLarge => too_large = true,
-            }
-        }
-        let stderr = stderr_reader.join().unwrap_or_default();
-        stats.wall = started.elapsed();
-        let ending = match status {
-            None => Ending::TimedOut,
-            Some((raw, usage)) => {
-                stats.max_rss_bytes = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
-                stats.user_cpu = timeval(usage.ru_utime);
-                stats.system_cpu = timeval(usage.ru_stime);
-                let status = std::process::ExitStatus::from_raw(raw);
-                if timed_out {
-                    Ending::TimedOut
-                } else if too_large {
-                    Ending::OutputTooLarge
-                } else if let Some(msg) = last_message.filter(|_| status.success()) {
-                    Ending::Message(msg)
-                } else if let Some(sig) = status.signal() {
-                    Ending::Signaled(sig)
-                } else {
-                    Ending::Exited(status.code().unwrap_or(-1))
-                }
-            }
-        };
-        (ending, stderr, stats)
+    fn run_child(&self, document: &DocumentFile, threads: usize) -> (Ending<ChildMessage>, Vec<u8>, RunStats) {
+        run_sandboxed(self.command(document, threads), &self.limits, &document.document_id)
     }
 
-    fn interpret(&self, document: &DocumentFile, ending: Ending, stderr: &[u8]) -> ExtractedDocument {
+    fn interpret(&self, document: &DocumentFile, ending: Ending<ChildMessage>, stderr: &[u8]) -> ExtractedDocument {
         let mut out = ExtractedDocument { document_id: document.document_id.clone(), pages: Vec::new(), problem: None };
         let problem = |kind, detail: String| Some(DocumentProblem { kind, detail });
         let stderr = String::from_utf8_lossy(stderr);
@@ -364,20 +245,171 @@ impl Extractor for SandboxExtractor {
     }
 }
 
+/// The child command: this binary with `subcommand` and `argv`, a cleared
+/// environment, rlimits, its own process group and no network. Shared by
+/// extraction (`sandbox-extract`) and page rendering (`sandbox-render`).
+pub(crate) fn sandboxed_command(program: &Path, subcommand: &str, argv: Vec<std::ffi::OsString>, limits: &Limits) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.arg(subcommand).args(argv);
+    cmd.env_clear();
+    // Must be in the environment at exec: OpenMP reads it once at start-up,
+    // and its threading makes Tesseract several times slower under load.
+    cmd.env("OMP_THREAD_LIMIT", "1");
+    // glibc reserves 64 MB of address space per malloc arena and thread;
+    // two arenas keep RLIMIT_AS about real memory, not reservations.
+    cmd.env("MALLOC_ARENA_MAX", "2");
+    cmd.env("LC_ALL", "C");
+    if let Some(dir) = std::env::var_os("TESSDATA_PREFIX") {
+        cmd.env("TESSDATA_PREFIX", dir);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // Own process group, so a timeout kills everything the child started.
+    cmd.process_group(0);
+    let limits = limits.clone();
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe system calls (setrlimit, prctl, unshare).
+    unsafe {
+        cmd.pre_exec(move || {
+            set_rlimit(libc::RLIMIT_AS, limits.address_space_bytes, limits.address_space_bytes)?;
+            set_rlimit(libc::RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 5)?;
+            // The child writes no files; a write to one raises SIGXFSZ.
+            set_rlimit(libc::RLIMIT_FSIZE, 0, 0)?;
+            set_rlimit(libc::RLIMIT_NOFILE, 64, 64)?;
+            set_rlimit(libc::RLIMIT_CORE, 0, 0)?;
+            // Die with the worker thread that waits for us.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // No network: a fresh, empty network namespace. Unprivileged
+            // callers may get one inside a new user namespace; if neither
+            // works the parent notices and warns (the child still runs).
+            if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET);
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// What the runner needs to know about a child's protocol messages.
+pub(crate) trait ChildProtocol: serde::de::DeserializeOwned + Send + 'static {
+    /// For a progress message that announces the page count: that count,
+    /// which extends the time budget by `timeout_per_page` each. `None` for
+    /// a result message (the last one wins).
+    fn announced_pages(&self) -> Option<u32>;
+}
+
+impl ChildProtocol for ChildMessage {
+    fn announced_pages(&self) -> Option<u32> {
+        match self {
+            ChildMessage::Started { pages } => Some(*pages),
+            _ => None,
+        }
+    }
+}
+
+/// Runs a sandboxed child to its end under the wall-clock and output
+/// limits, reading its JSON lines; `subject_id` names what it works on in
+/// the (single) warning about missing network isolation.
+pub(crate) fn run_sandboxed<M: ChildProtocol>(mut command: Command, limits: &Limits, subject_id: &str) -> (Ending<M>, Vec<u8>, RunStats) {
+    let started = Instant::now();
+    let mut stats = RunStats::default();
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => return (Ending::SpawnFailed(e), Vec::new(), stats),
+    };
+    let pid = child.id() as libc::pid_t;
+    stats.network_isolated = network_isolated(pid);
+    if !stats.network_isolated && !NETWORK_WARNING_GIVEN.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            message = "Sandboxed children run without network isolation (unshare failed).",
+            subject_id = %subject_id
+        );
+    }
+
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (events_tx, events) = mpsc::channel::<StdoutEvent<M>>();
+    let max_output = limits.max_output_bytes;
+    let stdout_reader = std::thread::spawn(move || read_protocol(stdout, max_output, events_tx));
+    let stderr_reader = std::thread::spawn(move || read_bounded(stderr, MAX_STDERR_BYTES));
+
+    let mut deadline = started + limits.timeout;
+    let mut last_message = None;
+    let mut too_large = false;
+    let mut timed_out = false;
+    let status = loop {
+        // Waits for the child without reaping it until it has exited,
+        // polling both the process and the protocol events.
+        if let Some(done) = wait4(pid, false) {
+            break Some(done);
+        }
+        match events.recv_timeout(Duration::from_millis(20)) {
+            Ok(StdoutEvent::Message(msg)) => match msg.announced_pages() {
+                Some(pages) => deadline = started + limits.timeout + limits.timeout_per_page * pages,
+                None => last_message = Some(msg),
+            },
+            Ok(StdoutEvent::TooLarge) => {
+                too_large = true;
+                kill_group(pid);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // stdout is closed: the child is exiting; poll without spinning.
+            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(10)),
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            kill_group(pid);
+            break wait4(pid, true);
+        }
+    };
+    // Drain what the reader saw after the last poll.
+    let _ = stdout_reader.join();
+    for event in events.try_iter() {
+        match event {
+            StdoutEvent::Message(msg) if msg.announced_pages().is_some() => {}
+            StdoutEvent::Message(msg) => last_message = Some(msg),
+            StdoutEvent::TooLarge => too_large = true,
+        }
+    }
+    let stderr = stderr_reader.join().unwrap_or_default();
+    stats.wall = started.elapsed();
+    let ending = match status {
+        None => Ending::TimedOut,
+        Some((raw, usage)) => {
+            stats.max_rss_bytes = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
+            stats.user_cpu = timeval(usage.ru_utime);
+            stats.system_cpu = timeval(usage.ru_stime);
+            let status = std::process::ExitStatus::from_raw(raw);
+            if timed_out {
+                Ending::TimedOut
+            } else if too_large {
+                Ending::OutputTooLarge
+            } else if let Some(msg) = last_message.filter(|_| status.success()) {
+                Ending::Message(msg)
+            } else if let Some(sig) = status.signal() {
+                Ending::Signaled(sig)
+            } else {
+                Ending::Exited(status.code().unwrap_or(-1))
+            }
+        }
+    };
+    (ending, stderr, stats)
+}
+
 /// Entry point of `nachweis sandbox-extract ARGS…` (dispatched by `main`
 /// before anything else starts); returns the exit code.
 pub fn child_main(args: &[String]) -> i32 {
     super::child::run(args)
 }
 
-enum StdoutEvent {
-    Message(ChildMessage),
+enum StdoutEvent<M> {
+    Message(M),
     TooLarge,
 }
 
 /// Reads JSON lines from the child, forwarding each parsed message, and stops
 /// (so the child gets EPIPE) once `max` bytes have been read.
-fn read_protocol(stdout: impl Read, max: usize, events: mpsc::Sender<StdoutEvent>) {
+fn read_protocol<M: ChildProtocol>(stdout: impl Read, max: usize, events: mpsc::Sender<StdoutEvent<M>>) {
     let mut reader = BufReader::new(stdout.take(max as u64 + 1));
     let mut total = 0usize;
     let mut line = Vec::new();
@@ -391,7 +423,7 @@ fn read_protocol(stdout: impl Read, max: usize, events: mpsc::Sender<StdoutEvent
                     let _ = events.send(StdoutEvent::TooLarge);
                     return;
                 }
-                if let Ok(msg) = serde_json::from_slice::<ChildMessage>(&line) {
+                if let Ok(msg) = serde_json::from_slice::<M>(&line) {
                     let _ = events.send(StdoutEvent::Message(msg));
                 }
             }

@@ -107,6 +107,79 @@ pub(crate) fn bundle_events(
     ]
 }
 
+/// An audit entry written by a person (or the worker) about a case; the id
+/// is assigned when it is appended.
+pub(crate) fn audit_entry(
+    actor: &str,
+    action: &str,
+    case_id: Option<&str>,
+    bundle_id: Option<&str>,
+    schema_version: Option<&str>,
+    detail: Value,
+    at: DateTime<Utc>,
+) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        at,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        case_id: case_id.map(str::to_owned),
+        bundle_id: bundle_id.map(str::to_owned),
+        schema_version: schema_version.map(str::to_owned),
+        detail,
+    }
+}
+
+/// `draft.ready` for a draft version a person made (an edit, or a re-check
+/// after a correction). The id names the draft, which exists once.
+pub(crate) fn draft_ready_event(case_id: &str, bundle_id: &str, draft_id: i64, version: i64, kind: &str) -> NewEvent {
+    let event_id = format!("{case_id}/draft-{draft_id}/draft.ready");
+    NewEvent {
+        payload: json!({
+            "event_id": event_id,
+            "event_type": "draft.ready",
+            "bundle_id": bundle_id,
+            "case_id": case_id,
+            "draft_id": draft_id,
+            "draft_version": version,
+            "kind": kind,
+        }),
+        event_id,
+        event_type: "draft.ready",
+    }
+}
+
+/// The event of a caseworker's decision on a draft (`letter.approved`,
+/// `draft.rejected`, `case.closed_complete`). A draft is decided once, so
+/// the id derived from it is unique; ids and hashes only, no personal data.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn decision_event(
+    event_type: &'static str,
+    case_id: &str,
+    procedure: &str,
+    tenant: Option<&str>,
+    draft_id: i64,
+    version: i64,
+    letter_sha256: Option<&str>,
+    at: DateTime<Utc>,
+) -> NewEvent {
+    let event_id = format!("{case_id}/draft-{draft_id}/{event_type}");
+    let mut payload = json!({
+        "event_id": event_id,
+        "event_type": event_type,
+        "case_id": case_id,
+        "procedure": procedure,
+        "tenant": tenant,
+        "draft_id": draft_id,
+        "draft_version": version,
+        "decided_at": at,
+    });
+    if let Some(sha) = letter_sha256 {
+        payload["letter_sha256"] = Value::String(sha.to_owned());
+    }
+    NewEvent { payload, event_id, event_type }
+}
+
 /// Checks that a late bundle belongs to the case it names: a bundle must not
 /// move a case to another procedure or let one tenant add to another's case.
 pub(crate) fn check_same_case(
@@ -255,6 +328,7 @@ impl From<DocumentRow> for StoredDocument {
             declared_type: row.declared_type,
             location: row.location,
             extracted: row.extracted,
+            content: None,
         }
     }
 }

@@ -11,7 +11,12 @@ use serde::{Deserialize, Serialize};
 mod audit;
 mod common;
 pub mod postgres;
+pub mod review;
+pub mod schema_registry;
 pub mod sqlite;
+
+pub use review::ReviewStore;
+pub use schema_registry::SchemaRegistry;
 
 /// Errors at the storage boundary. `Unavailable` is worth a retry (the
 /// database is down or the connection broke); the others are not.
@@ -52,6 +57,10 @@ pub struct StoredDocument {
     /// The extraction result (`ExtractedDocument` as JSON): derived text,
     /// kept so a late bundle can re-check the whole case without re-OCR.
     pub extracted: serde_json::Value,
+    /// The bytes as received, kept (by `sha256`) for the review UI's page
+    /// images. Only set when recording; never read back with the metadata.
+    #[serde(skip)]
+    pub content: Option<Vec<u8>>,
 }
 
 /// A drafted review item: a letter for an incomplete bundle, or a
@@ -160,9 +169,10 @@ pub struct OutboxEvent {
     pub created_at: DateTime<Utc>,
 }
 
-/// Capability: durable storage of cases and the review queue.
+/// Capability: durable storage of cases and the review queue. The review
+/// side (accounts, claims, decisions) is the supertrait `ReviewStore`.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ReviewStore + Send + Sync {
     /// Creates or upgrades the schema (idempotent).
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Records a processed bundle atomically and idempotently by `bundle_id`:
@@ -230,4 +240,22 @@ pub async fn connect(database_url: &str) -> Result<std::sync::Arc<dyn Store>, St
     };
     store.migrate().await?;
     Ok(store)
+}
+
+/// Opens the store and its schema registry over one connection pool, and
+/// migrates the database (see `connect`).
+pub async fn connect_with_registry(
+    database_url: &str,
+) -> Result<(std::sync::Arc<dyn Store>, std::sync::Arc<dyn SchemaRegistry>), StoreError> {
+    if database_url.starts_with("sqlite:") {
+        let s = std::sync::Arc::new(sqlite::SqliteStore::connect(database_url).await?);
+        s.migrate().await?;
+        Ok((s.clone(), s))
+    } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+        let s = std::sync::Arc::new(postgres::PostgresStore::connect(database_url).await?);
+        s.migrate().await?;
+        Ok((s.clone(), s))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
 }

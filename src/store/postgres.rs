@@ -28,7 +28,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A `Store` over a PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PostgresStore {
@@ -69,8 +69,8 @@ impl PostgresStore {
                 let case_id = common::new_case_id(&result.bundle_id);
                 sqlx::query(
                     "INSERT INTO cases (case_id, procedure, tenant, verdict, review_status,
-                                        schema_version, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                                        schema_version, created_at, updated_at, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
                 )
                 .bind(&case_id)
                 .bind(&result.procedure)
@@ -79,6 +79,7 @@ impl PostgresStore {
                 .bind(PENDING_REVIEW)
                 .bind(&result.schema_version)
                 .bind(now)
+                .bind(result.received_at)
                 .execute(&mut *tx)
                 .await?;
                 case_id
@@ -146,6 +147,18 @@ impl PostgresStore {
             .bind(&document.extracted)
             .execute(&mut *tx)
             .await?;
+            if let Some(content) = &document.content {
+                // Content-addressed: the same file in two bundles is kept once.
+                sqlx::query(
+                    "INSERT INTO document_contents (sha256, content, created_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (sha256) DO NOTHING",
+                )
+                .bind(&document.sha256)
+                .bind(content.as_slice())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
 
         let superseded: Vec<i64> = sqlx::query_scalar(
@@ -163,8 +176,8 @@ impl PostgresStore {
         .fetch_one(&mut *tx)
         .await?;
         let draft_id: i64 = sqlx::query_scalar(
-            "INSERT INTO drafts (case_id, bundle_id, version, kind, text, body, status, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO drafts (case_id, bundle_id, version, kind, text, body, status, created_at, report)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              RETURNING draft_id",
         )
         .bind(&case_id)
@@ -175,6 +188,7 @@ impl PostgresStore {
         .bind(&result.draft.body)
         .bind(PENDING_REVIEW)
         .bind(now)
+        .bind(&result.report)
         .fetch_one(&mut *tx)
         .await?;
 
@@ -431,7 +445,7 @@ impl Store for PostgresStore {
 /// Appends one entry to the audit chain inside the caller's transaction.
 /// The head row stays locked until the caller commits, so concurrent
 /// appenders take turns and each links to the previous committed entry.
-async fn append_audit(conn: &mut PgConnection, mut entry: AuditEntry) -> Result<(), sqlx::Error> {
+pub(super) async fn append_audit(conn: &mut PgConnection, mut entry: AuditEntry) -> Result<(), sqlx::Error> {
     let (last_id, last_hash): (i64, String) =
         sqlx::query_as("SELECT last_id, last_hash FROM audit_head WHERE singleton FOR UPDATE")
             .fetch_one(&mut *conn)
@@ -477,7 +491,7 @@ fn is_transient_sqlstate(code: &str) -> bool {
 }
 
 /// Maps a sqlx error to the store boundary by SQLSTATE and error kind.
-fn map_err(error: sqlx::Error) -> StoreError {
+pub(super) fn map_err(error: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &error
         && db.code().is_some_and(|code| is_transient_sqlstate(&code))
     {

@@ -30,7 +30,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 /// A `Store` over one SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -75,8 +75,8 @@ impl SqliteStore {
                 let case_id = common::new_case_id(&result.bundle_id);
                 sqlx::query(
                     "INSERT INTO cases (case_id, procedure, tenant, verdict, review_status,
-                                        schema_version, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                                        schema_version, created_at, updated_at, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
                 )
                 .bind(&case_id)
                 .bind(&result.procedure)
@@ -85,6 +85,7 @@ impl SqliteStore {
                 .bind(PENDING_REVIEW)
                 .bind(&result.schema_version)
                 .bind(ts(now))
+                .bind(ts(result.received_at))
                 .execute(&mut *tx)
                 .await?;
                 case_id
@@ -149,6 +150,18 @@ impl SqliteStore {
             .bind(&document.extracted)
             .execute(&mut *tx)
             .await?;
+            if let Some(content) = &document.content {
+                // Content-addressed: the same file in two bundles is kept once.
+                sqlx::query(
+                    "INSERT INTO document_contents (sha256, content, created_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (sha256) DO NOTHING",
+                )
+                .bind(&document.sha256)
+                .bind(content.as_slice())
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?;
+            }
         }
 
         let superseded: Vec<i64> = sqlx::query_scalar(
@@ -166,8 +179,8 @@ impl SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let draft_id: i64 = sqlx::query_scalar(
-            "INSERT INTO drafts (case_id, bundle_id, version, kind, text, body, status, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO drafts (case_id, bundle_id, version, kind, text, body, status, created_at, report)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              RETURNING draft_id",
         )
         .bind(&case_id)
@@ -178,6 +191,7 @@ impl SqliteStore {
         .bind(&result.draft.body)
         .bind(PENDING_REVIEW)
         .bind(ts(now))
+        .bind(&result.report)
         .fetch_one(&mut *tx)
         .await?;
 
@@ -436,7 +450,7 @@ impl Store for SqliteStore {
 /// Appends one entry to the audit chain inside the caller's transaction.
 /// The caller holds SQLite's write lock, so reading and advancing the head
 /// cannot interleave with another writer.
-async fn append_audit(
+pub(super) async fn append_audit(
     conn: &mut SqliteConnection,
     mut entry: AuditEntry,
 ) -> Result<(), sqlx::Error> {
@@ -473,7 +487,7 @@ async fn append_audit(
 
 /// Timestamps are stored as fixed-width RFC 3339 text in UTC with
 /// microseconds, so that ordering by the column orders by time.
-fn ts(at: DateTime<Utc>) -> String {
+pub(super) fn ts(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
@@ -486,7 +500,7 @@ const SQLITE_CANTOPEN: i64 = 14;
 
 /// Maps a sqlx error to the store boundary: a lock held past the busy
 /// timeout or an unreachable file is worth a retry, the rest is not.
-fn map_err(error: sqlx::Error) -> StoreError {
+pub(super) fn map_err(error: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &error {
         let primary = db
             .code()
