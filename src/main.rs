@@ -643,14 +643,15 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
     let state = startup::web_state(settings, store, registry, Some(reload)).await?;
     // `web_state` fails unless the schemas in force loaded.
     let readiness = Readiness::new().flag("schemas", ReadyFlag::ready(), "not loaded").probe("database", database);
-    let ops = ops::router(OpsState { metrics, readiness: Arc::new(readiness) });
+    let ops = ops::router(OpsState { metrics: metrics.clone(), readiness: Arc::new(readiness) });
     let listener = tokio::net::TcpListener::bind(&settings.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} (NACHWEIS_HTTP_ADDR)", settings.http_addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(message = "Review server listening.", address = %addr, database = %settings.redacted_database_url());
     eprintln!("nachweis: Prüfoberfläche unter http://{addr}/ (Beenden mit Strg+C)");
-    nachweis::web::serve(listener, nachweis::web::app(state).merge(ops), stop.wait()).await?;
+    let app = nachweis::web::with_request_metrics(nachweis::web::app(state).merge(ops), metrics);
+    nachweis::web::serve(listener, app, stop.wait()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -54,6 +54,21 @@ pub struct QueueLabels {
     pub queue: String,
 }
 
+/// A request to the review server: the route's template (never the path
+/// with its ids), the method and the status class (`2xx` … `5xx`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: String,
+    pub method: String,
+    pub status: String,
+}
+
+/// A route template of the review server.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
@@ -104,12 +119,21 @@ pub struct Metrics {
     pub broker_connection_losses: Counter,
     /// Successful broker connections, the first one included.
     pub broker_connects: Counter,
+    /// Review server requests by route template, method and status class.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// Review server time per request, by route template.
+    pub http_request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
 }
 
 fn duration_buckets() -> Histogram {
     // 50 ms … ~7 min: text bundles take tenths of a second, scanned ones
     // seconds per page, and queue waits during an outage minutes.
     Histogram::new(exponential_buckets(0.05, 2.0, 14))
+}
+
+/// 1 ms … ~8 s: pages are meant to answer in well under 100 ms.
+fn request_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 14))
 }
 
 impl Metrics {
@@ -136,6 +160,8 @@ impl Metrics {
             broker_connected: Gauge::default(),
             broker_connection_losses: Counter::default(),
             broker_connects: Counter::default(),
+            http_requests: Family::default(),
+            http_request_seconds: Family::new_with_constructor(request_buckets),
         };
         let r = &mut m.registry;
         r.register("bundles_processed", "Bundles checked and recorded, by procedure and verdict", m.bundles_processed.clone());
@@ -157,6 +183,8 @@ impl Metrics {
         r.register("broker_connected", "1 while connected to the broker and consuming", m.broker_connected.clone());
         r.register("broker_connection_losses", "Broker connections or channels lost", m.broker_connection_losses.clone());
         r.register("broker_connects", "Successful broker connections", m.broker_connects.clone());
+        r.register("http_requests", "Review server requests by route template, method and status class", m.http_requests.clone());
+        r.register_with_unit("http_request", "Review server time per request, by route template", Unit::Seconds, m.http_request_seconds.clone());
         let build: Family<BuildLabels, Gauge> = Family::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         r.register("build_info", "The running version", build);
@@ -169,6 +197,13 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Counts a review-server request.
+    pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let class = format!("{}xx", status / 100);
+        self.http_requests.get_or_create(&HttpLabels { route: route.to_owned(), method: method.to_owned(), status: class }).inc();
+        self.http_request_seconds.get_or_create(&RouteLabels { route: route.to_owned() }).observe(took.as_secs_f64());
     }
 
     /// Counts a recorded bundle.

@@ -124,6 +124,23 @@ async fn security_headers(request: Request, next: Next, secure: bool) -> Respons
     response
 }
 
+/// Counts every routed request in `metrics` by its route template (never
+/// the path itself: case ids are not metric labels), method and status.
+/// Applied with `Router::route_layer`, after routing, so the template is known.
+pub fn with_request_metrics(router: Router, metrics: Arc<crate::metrics::Metrics>) -> Router {
+    router.route_layer(middleware::from_fn(move |request: Request, next: Next| {
+        let metrics = Arc::clone(&metrics);
+        async move {
+            let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+            let method = request.method().as_str().to_owned();
+            let started = std::time::Instant::now();
+            let response = next.run(request).await;
+            metrics.http_request(&route, &method, response.status().as_u16(), started.elapsed());
+            response
+        }
+    }))
+}
+
 /// Percent-encodes a value for a URL query or path segment.
 pub fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
