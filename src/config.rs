@@ -22,7 +22,8 @@ pub enum ConfigError {
 }
 
 /// All settings. Every field has a default so a newcomer needs none.
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` shows the URLs with their passwords replaced (see below).
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// `sqlite://…` (embedded default) or `postgres://…`.
@@ -60,6 +61,14 @@ pub struct Settings {
     /// How long `run` lets in-flight bundles finish after SIGTERM/SIGINT
     /// before it closes the channel (unfinished ones are redelivered).
     pub shutdown_grace_secs: u64,
+    /// AMQP heartbeat interval asked of the broker (the lower of the two
+    /// wins); a connection silent for twice this long counts as dead, which
+    /// is how a half-open connection is noticed. A `heartbeat=` in the URL
+    /// takes precedence.
+    pub amqp_heartbeat_secs: u16,
+    /// Processing starts of one message that never finished (the worker
+    /// died) before the worker dead-letters it as `worker_crashed`.
+    pub crash_limit: u32,
     /// The tenant (Landkreis) that cases belong to when their bundle names
     /// none; accounts of this tenant see them.
     pub default_tenant: String,
@@ -91,14 +100,38 @@ impl Default for Settings {
             fonts_dir: PathBuf::from("/usr/share/fonts/truetype/dejavu"),
             extract_timeout_secs: 120,
             amqp_prefix: "nachweis".into(),
-            amqp_delivery_limit: 5,
+            // Returns by crashed or stopped workers and broker restarts count
+            // too, for every prefetched message: the limit is a backstop, kept
+            // well above `crash_limit`, which catches messages that kill workers.
+            amqp_delivery_limit: 20,
             shutdown_grace_secs: 30,
+            amqp_heartbeat_secs: 30,
+            crash_limit: 3,
             default_tenant: "lk-musterland".into(),
             secure_cookies: true,
             session_hours: 8,
             session_idle_minutes: 60,
             schema_reload_secs: 30,
         }
+    }
+}
+
+/// By hand, so that printing the settings (a `{:?}` in a log line or an
+/// error) never shows the database or broker password.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("amqp_url", &self.amqp_url.as_deref().map(redact_url))
+            .field("intake_dir", &self.intake_dir)
+            .field("concurrency", &self.concurrency)
+            .field("http_addr", &self.http_addr)
+            .field("schemas_dir", &self.schemas_dir)
+            .field("amqp_prefix", &self.amqp_prefix)
+            .field("amqp_delivery_limit", &self.amqp_delivery_limit)
+            .field("amqp_heartbeat_secs", &self.amqp_heartbeat_secs)
+            .field("crash_limit", &self.crash_limit)
+            .finish_non_exhaustive()
     }
 }
 
@@ -171,6 +204,19 @@ impl Settings {
                 .parse()
                 .map_err(|_| ConfigError::Env { name: "NACHWEIS_SHUTDOWN_GRACE_SECS", message: "must be a whole number of seconds".into() })?;
         }
+        if let Some(v) = get("NACHWEIS_AMQP_HEARTBEAT_SECS") {
+            self.amqp_heartbeat_secs = v.parse().ok().filter(|n| *n > 0).ok_or(ConfigError::Env {
+                name: "NACHWEIS_AMQP_HEARTBEAT_SECS",
+                message: "must be a whole number of seconds between 1 and 65535".into(),
+            })?;
+        }
+        if let Some(v) = get("NACHWEIS_CRASH_LIMIT") {
+            self.crash_limit = v
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(ConfigError::Env { name: "NACHWEIS_CRASH_LIMIT", message: "must be a positive whole number".into() })?;
+        }
         if let Some(v) = get("NACHWEIS_SCHEMA_RELOAD_SECS") {
             self.schema_reload_secs = v.parse().ok().filter(|n| *n > 0).ok_or(ConfigError::Env {
                 name: "NACHWEIS_SCHEMA_RELOAD_SECS",
@@ -222,6 +268,29 @@ mod tests {
         assert_eq!(s.concurrency, 3);
         assert_eq!(s.fonts_dir, PathBuf::from("/opt/fonts"));
         assert_eq!(s.redacted_database_url(), "postgres://u:***@localhost/db");
+    }
+
+    #[test]
+    fn printing_the_settings_never_shows_a_password() {
+        let mut s = Settings::default();
+        s.apply_env(|k| match k {
+            "NACHWEIS_DATABASE_URL" => Some("postgres://nachweis:db-secret@db/nachweis".into()),
+            "NACHWEIS_AMQP_URL" => Some("amqp://nachweis:mq-secret@mq:5672/%2f".into()),
+            _ => None,
+        })
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("postgres://nachweis:***@db/nachweis"), "{printed}");
+    }
+
+    #[test]
+    fn a_zero_heartbeat_is_refused_because_it_would_switch_dead_peer_detection_off() {
+        let mut s = Settings::default();
+        let err = s.apply_env(|k| (k == "NACHWEIS_AMQP_HEARTBEAT_SECS").then(|| "0".into())).unwrap_err();
+        assert!(err.to_string().contains("NACHWEIS_AMQP_HEARTBEAT_SECS"));
+        s.apply_env(|k| (k == "NACHWEIS_AMQP_HEARTBEAT_SECS").then(|| "5".into())).unwrap();
+        assert_eq!(s.amqp_heartbeat_secs, 5);
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod domain;
 pub mod extract;
 pub mod intake;
 pub mod letter;
+pub mod metrics;
+pub mod ops;
 pub mod queue;
 pub mod review;
 pub mod schemas;

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use nachweis::config::Settings;
 use nachweis::domain::check::RequirementVerdict;
 use nachweis::intake;
+use nachweis::metrics::Metrics;
+use nachweis::ops::{self, OpsState, ReadyFlag, Readiness, StoreProbe};
 use nachweis::queue::{amqp, local};
 use nachweis::startup;
 use nachweis::worker::{self, JobError, Processed};
@@ -242,32 +244,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let then_serve = serve || (!no_serve && std::io::stdout().is_terminal());
             demo(settings, &bundles, then_serve).await
         }
-        Command::Run => {
-            let pipeline = startup::pipeline(&settings)?;
-            let (store, registry) = wait_for_store(&settings).await?;
-            let _reloader = startup::use_registry_schemas(
-                &settings,
-                &pipeline,
-                registry,
-                Some(std::time::Duration::from_secs(settings.schema_reload_secs)),
-            )
-            .await?;
-            if let Some(amqp_url) = settings.amqp_url.clone() {
-                // Installed before connecting, so an early SIGTERM stops cleanly.
-                let stop = amqp::shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
-                tracing::info!(message = "Worker started.", broker = %nachweis::config::redact_url(&amqp_url), prefix = %settings.amqp_prefix, database = %settings.redacted_database_url());
-                amqp::run_until_stopped(&amqp_url, &settings, pipeline, store, stop).await?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            std::fs::create_dir_all(&settings.intake_dir)
-                .with_context(|| format!("cannot create intake directory {}", settings.intake_dir.display()))?;
-            tracing::info!(message = "Worker started.", intake_dir = %settings.intake_dir.display(), database = %settings.redacted_database_url());
-            local::watch(settings.intake_dir.clone(), pipeline, store, settings.concurrency, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Run => run_worker(settings).await,
         Command::Migrate => {
             let (_, registry) = startup::store_and_registry(&settings).await?;
             startup::seed_schemas(&settings, registry.as_ref()).await?;
@@ -557,17 +534,86 @@ fn requirement_word_de(v: &str) -> &'static str {
     }
 }
 
+/// `nachweis run`: the worker, with `/healthz`, `/readyz` and `/metrics` on
+/// `NACHWEIS_HTTP_ADDR` (port 0 picks a free port; the log says which).
+/// Bundles come from RabbitMQ when `NACHWEIS_AMQP_URL` is set, else from
+/// directories dropped into the intake directory.
+async fn run_worker(settings: Settings) -> anyhow::Result<ExitCode> {
+    // Installed first, so a SIGTERM during start-up stops cleanly.
+    let signal = Stop::install()?;
+    let stop = || signal.wait();
+
+    let metrics = Arc::new(Metrics::new());
+    let pipeline = startup::metered_pipeline(&settings, metrics.clone())?;
+    let consuming = ReadyFlag::default();
+    // The files are valid (checked above); the versions in force come from
+    // the database's registry once it is reachable.
+    let schemas_live = ReadyFlag::default();
+    let database = Arc::new(StoreProbe::new(metrics.clone()));
+    let mut readiness =
+        Readiness::new().flag("schemas", schemas_live.clone(), "not loaded from the database yet").probe("database", database.clone());
+    if settings.amqp_url.is_some() {
+        readiness = readiness.flag("broker", consuming.clone(), "not connected and consuming");
+    }
+    let listener = ops::bind(&settings.http_addr).await?;
+    let http_addr = listener.local_addr().context("cannot read the bound HTTP address")?;
+    tracing::info!(message = "Operations endpoints listening.", http_addr = %http_addr);
+    // The endpoints stay up until the worker has finished, so a scrape or a
+    // readiness probe during the shutdown grace period still gets an answer.
+    let (served_tx, served_rx) = tokio::sync::oneshot::channel::<()>();
+    let router = ops::router(OpsState { metrics: metrics.clone(), readiness: Arc::new(readiness) });
+    let server = tokio::spawn(ops::serve(listener, router, async move {
+        let _ = served_rx.await;
+    }));
+
+    let outcome = async {
+        let Some((store, registry)) = wait_for_store(&settings, stop()).await? else {
+            return Ok(());
+        };
+        database.set_store(store.clone());
+        let _reloader = startup::use_registry_schemas(
+            &settings,
+            &pipeline,
+            registry,
+            Some(std::time::Duration::from_secs(settings.schema_reload_secs)),
+        )
+        .await?;
+        schemas_live.set(true);
+        if let Some(amqp_url) = settings.amqp_url.clone() {
+            tracing::info!(message = "Worker started.", broker = %nachweis::config::redact_url(&amqp_url), prefix = %settings.amqp_prefix, database = %settings.redacted_database_url());
+            let monitoring = amqp::Monitoring { metrics: metrics.clone(), consuming: consuming.clone() };
+            amqp::run_until_stopped(&amqp_url, &settings, pipeline, store, monitoring, stop()).await?;
+            return Ok(());
+        }
+        std::fs::create_dir_all(&settings.intake_dir)
+            .with_context(|| format!("cannot create intake directory {}", settings.intake_dir.display()))?;
+        tracing::info!(message = "Worker started.", intake_dir = %settings.intake_dir.display(), database = %settings.redacted_database_url());
+        local::watch(settings.intake_dir.clone(), pipeline, store, settings.concurrency, metrics.clone(), stop()).await;
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = served_tx.send(());
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(message = "Operations endpoints stopped with an error.", %error),
+        Err(error) => tracing::warn!(message = "Operations endpoints task failed.", %error),
+    }
+    outcome.map(|()| ExitCode::SUCCESS)
+}
+
 /// The worker waits for its database instead of exiting: after a host
 /// reboot PostgreSQL may come up after the worker. A URL that names no
 /// supported database fails at once; anything else is retried with backoff
-/// until it works or the process is stopped.
+/// until it works or `stop` resolves (then `None`).
 async fn wait_for_store(
     settings: &Settings,
-) -> anyhow::Result<(Arc<dyn nachweis::store::Store>, Arc<dyn nachweis::store::SchemaRegistry>)> {
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Option<(Arc<dyn nachweis::store::Store>, Arc<dyn nachweis::store::SchemaRegistry>)>> {
+    tokio::pin!(stop);
     let mut delay = std::time::Duration::from_millis(500);
     loop {
         match startup::store_and_registry(settings).await {
-            Ok(both) => return Ok(both),
+            Ok(both) => return Ok(Some(both)),
             Err(e) if e.downcast_ref::<nachweis::store::StoreError>().is_some_and(|s| matches!(s, nachweis::store::StoreError::UnsupportedUrl)) => {
                 return Err(e);
             }
@@ -575,7 +621,7 @@ async fn wait_for_store(
                 tracing::warn!(message = "Database not reachable yet; retrying.", error = %format!("{e:#}"), retry_in_ms = delay.as_millis() as u64);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = tokio::signal::ctrl_c() => anyhow::bail!("stopped while waiting for the database"),
+                    _ = &mut stop => return Ok(None),
                 }
                 delay = (delay * 2).min(std::time::Duration::from_secs(10));
             }
@@ -583,20 +629,55 @@ async fn wait_for_store(
     }
 }
 
-/// `nachweis serve`: the review server until SIGTERM/SIGINT.
+/// `nachweis serve`: the review server until SIGTERM/SIGINT, with the
+/// operations endpoints (`/healthz`, `/readyz`, `/metrics`) beside it.
 async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let (store, registry) = wait_for_store(settings).await?;
+    let stop = Stop::install()?;
+    let Some((store, registry)) = wait_for_store(settings, stop.wait()).await? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let metrics = Arc::new(Metrics::new());
+    let database = Arc::new(StoreProbe::new(metrics.clone()));
+    database.set_store(store.clone());
     let reload = std::time::Duration::from_secs(settings.schema_reload_secs);
     let state = startup::web_state(settings, store, registry, Some(reload)).await?;
+    // `web_state` fails unless the schemas in force loaded.
+    let readiness = Readiness::new().flag("schemas", ReadyFlag::ready(), "not loaded").probe("database", database);
+    let ops = ops::router(OpsState { metrics: metrics.clone(), readiness: Arc::new(readiness) });
     let listener = tokio::net::TcpListener::bind(&settings.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} (NACHWEIS_HTTP_ADDR)", settings.http_addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(message = "Review server listening.", address = %addr, database = %settings.redacted_database_url());
     eprintln!("nachweis: Prüfoberfläche unter http://{addr}/ (Beenden mit Strg+C)");
-    let stop = amqp::shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
-    nachweis::web::serve(listener, nachweis::web::app(state), stop).await?;
+    let app = nachweis::web::with_request_metrics(nachweis::web::app(state).merge(ops), metrics);
+    nachweis::web::serve(listener, app, stop.wait()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM/SIGINT as something several parts of a command can wait for
+/// (the wait for the database, the worker, the HTTP server). The handlers
+/// are installed by `install`, so a signal during start-up is not lost.
+struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    fn install() -> anyhow::Result<Stop> {
+        let signal = amqp::shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signal.await;
+            let _ = tx.send(true);
+        });
+        Ok(Stop(rx))
+    }
+
+    /// Resolves once a stop signal arrived (at once if one did before).
+    fn wait(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        }
+    }
 }
 
 /// Reads a password from standard input (first line), or generates one.
@@ -607,6 +688,19 @@ fn password_from(stdin: bool) -> anyhow::Result<(String, bool)> {
         Ok((line.trim_end_matches(['\r', '\n']).to_string(), false))
     } else {
         Ok((nachweis::web::auth::random_password(), true))
+    }
+}
+
+/// A password (read or generated) with its hash and whether it was
+/// generated; `None` after telling the operator why it is refused.
+fn new_password(stdin: bool) -> anyhow::Result<Option<(String, String, bool)>> {
+    let (password, generated) = password_from(stdin)?;
+    match nachweis::web::auth::hash_password(&password) {
+        Ok(hash) => Ok(Some((password, hash, generated))),
+        Err(e) => {
+            eprintln!("nachweis: {e}");
+            Ok(None)
+        }
     }
 }
 
@@ -625,13 +719,8 @@ async fn user(settings: &Settings, action: UserAction) -> anyhow::Result<ExitCod
                 eprintln!("nachweis: Benutzernamen bestehen aus 1–64 Buchstaben, Ziffern und . _ - @");
                 return Ok(ExitCode::from(2));
             }
-            let (password, generated) = password_from(password_stdin)?;
-            let hash = match auth::hash_password(&password) {
-                Ok(h) => h,
-                Err(e) => {
-                    eprintln!("nachweis: {e}");
-                    return Ok(ExitCode::from(2));
-                }
+            let Some((password, hash, generated)) = new_password(password_stdin)? else {
+                return Ok(ExitCode::from(2));
             };
             let user = User {
                 display_name: name.unwrap_or_else(|| username.clone()),
@@ -663,13 +752,8 @@ async fn user(settings: &Settings, action: UserAction) -> anyhow::Result<ExitCod
             }
         }
         UserAction::Password { username, password_stdin } => {
-            let (password, generated) = password_from(password_stdin)?;
-            let hash = match auth::hash_password(&password) {
-                Ok(h) => h,
-                Err(e) => {
-                    eprintln!("nachweis: {e}");
-                    return Ok(ExitCode::from(2));
-                }
+            let Some((password, hash, generated)) = new_password(password_stdin)? else {
+                return Ok(ExitCode::from(2));
             };
             store.set_password(&username, &hash).await?;
             store.append_audit("admin-cli", "password_set", None, serde_json::json!({"username": username}), None).await?;

@@ -257,6 +257,22 @@ impl Review {
         settle(self.store.decide(self.scope(user), case_id, draft_id, &user.username, &Decision::Approve { pdf, sha256 }).await?)
     }
 
+    /// The PDF the current text of a letter draft would give, without
+    /// approving or storing anything (the caseworker's preview).
+    pub async fn preview(&self, user: &User, case_id: &str, draft_id: i64) -> Result<Vec<u8>, ReviewError> {
+        let detail = self.case(user, case_id).await?;
+        let draft = detail.drafts.iter().find(|d| d.draft_id == draft_id).ok_or(ReviewError::NotFound)?;
+        if draft.kind != DraftKind::Letter.as_str() {
+            return Err(ReviewError::NotFound);
+        }
+        let structured = draft_of(draft)?;
+        let (letters, body) = (Arc::clone(&self.letters), draft.text.clone());
+        tokio::task::spawn_blocking(move || letters.render(&structured, &body))
+            .await
+            .map_err(|e| ReviewError::Internal(format!("letter rendering task failed: {e}")))?
+            .map_err(|e| ReviewError::Invalid(vec![e]))
+    }
+
     pub async fn reject(&self, user: &User, case_id: &str, draft_id: i64, reason: &str) -> Result<Done, ReviewError> {
         require_caseworker(user)?;
         let reason = normalise_text(reason);

@@ -11,6 +11,7 @@ use crate::schemas::SchemaSources;
 use crate::store::SchemaRegistry;
 use crate::extract::Extractor;
 use crate::extract::sandbox::{Limits, SandboxExtractor};
+use crate::metrics::{Metrics, MeteredExtractor};
 use crate::store::Store;
 use crate::worker::Pipeline;
 
@@ -40,6 +41,14 @@ pub fn extractor(settings: &Settings) -> anyhow::Result<Arc<dyn Extractor>> {
 pub fn pipeline(settings: &Settings) -> anyhow::Result<Arc<Pipeline>> {
     let schemas = load_schemas(&settings.schemas_dir)?;
     Ok(Arc::new(Pipeline { schemas: schemas.into(), extractor: extractor(settings)?, settings: settings.clone() }))
+}
+
+/// The pipeline of `nachweis run`: as `pipeline`, with extraction counted
+/// in `metrics` (pages by text source, failures by kind, time taken).
+pub fn metered_pipeline(settings: &Settings, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Pipeline>> {
+    let schemas = load_schemas(&settings.schemas_dir)?;
+    let extractor: Arc<dyn Extractor> = Arc::new(MeteredExtractor::new(extractor(settings)?, metrics));
+    Ok(Arc::new(Pipeline { schemas: schemas.into(), extractor, settings: settings.clone() }))
 }
 
 /// Opens (creating if needed) and migrates the store.

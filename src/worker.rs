@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::bundle::Manifest;
-use crate::domain::document::ExtractedDocument;
+use crate::domain::document::{ExtractedDocument, ProblemKind};
 use crate::domain::review::Correction;
 use crate::domain::schema::SchemaSet;
 use crate::domain::{self, Context, Report};
@@ -132,6 +132,12 @@ pub fn check_bundle_corrected(
     today: NaiveDate,
 ) -> Result<(Report, Vec<ExtractedDocument>), JobError> {
     let mut extracted = pipeline.extractor.extract_all(&bundle.files_to_extract());
+    // A document the worker could not even try to read says nothing about
+    // the bundle: checking it now would ask the applicant for a copy they
+    // already sent. Retried; bounded by the queue's delivery limit.
+    if let Some(problem) = extracted.iter().filter_map(|d| d.problem.as_ref()).find(|p| p.kind == ProblemKind::ExtractorUnavailable) {
+        return Err(JobError::Retry(format!("extraction unavailable: {}", problem.detail)));
+    }
     extracted.extend(bundle.intake_failures());
     sanitise(&mut extracted);
     let schemas = pipeline.schemas.current();
@@ -248,15 +254,37 @@ pub async fn process_one(
     }
     let p = pipeline.clone();
     let reference = case_id.clone();
-    let (report, extracted, contents, bundle) = tokio::task::spawn_blocking(move || {
-        let r = check_bundle_corrected(&p, &bundle, &earlier, &corrections, &reference, today);
-        r.map(|(report, extracted)| {
-            let contents = read_contents(&bundle);
-            (report, extracted, contents, bundle)
-        })
+    let case_of_late_bundle = bundle.manifest.case_id.as_ref().map(|_| case_id.clone());
+    // Checking, reading the uploads and turning the report and the extracted
+    // text into JSON are CPU and file work: on a blocking thread, like
+    // extraction (on the runtime's threads they would starve AMQP heartbeats).
+    let (report, result) = tokio::task::spawn_blocking(move || {
+        let (report, extracted) = check_bundle_corrected(&p, &bundle, &earlier, &corrections, &reference, today)?;
+        let contents = read_contents(&bundle);
+        let result = bundle_result(&bundle, &report, &extracted, contents, case_of_late_bundle)?;
+        Ok::<_, JobError>((report, result))
     })
     .await
     .map_err(|e| JobError::Retry(format!("pipeline task failed: {e}")))??;
+    match store.record_bundle(&result).await? {
+        RecordOutcome::Recorded { case_id, draft_version, .. } => {
+            tracing::info!(message = "Bundle checked.", %case_id, verdict = report.verdict.as_str(), schema_version = %report.schema_version);
+            Ok(Processed::Recorded { case_id, draft_version, report: Box::new(report) })
+        }
+        // Another worker recorded the same bundle meanwhile.
+        RecordOutcome::AlreadyRecorded { case_id } => Ok(Processed::AlreadyRecorded { case_id }),
+    }
+}
+
+/// What `record_bundle` stores for a checked bundle: ids, the manifest, the
+/// report, the documents with their bytes and extracted text, and the draft.
+fn bundle_result(
+    bundle: &IntakeBundle,
+    report: &Report,
+    extracted: &[ExtractedDocument],
+    contents: Vec<Option<Vec<u8>>>,
+    case_id: Option<String>,
+) -> Result<BundleResult, JobError> {
     let has_inline =
         bundle.manifest.documents.iter().any(|m| matches!(m.source, crate::domain::bundle::DocumentSource::Inline(_)));
     let documents = bundle
@@ -281,9 +309,9 @@ pub async fn process_one(
             content,
         })
         .collect();
-    let result = BundleResult {
-        bundle_id: bundle_id.clone(),
-        case_id: bundle.manifest.case_id.as_ref().map(|_| case_id.clone()),
+    Ok(BundleResult {
+        bundle_id: bundle.manifest.bundle_id.clone(),
+        case_id,
         procedure: bundle.manifest.procedure.clone(),
         tenant: bundle.manifest.tenant.clone(),
         // The stored version id (`uvg@3`) when the schema came from the
@@ -292,7 +320,7 @@ pub async fn process_one(
         received_at: bundle.manifest.received_at,
         verdict: report.verdict.as_str().to_string(),
         manifest: bundle.raw_manifest.clone(),
-        report: serde_json::to_value(&report).map_err(|e| JobError::Reject(format!("report not serialisable: {e}")))?,
+        report: serde_json::to_value(report).map_err(|e| JobError::Reject(format!("report not serialisable: {e}")))?,
         documents,
         draft: NewDraft {
             kind: report.draft.kind.as_str().to_string(),
@@ -301,15 +329,7 @@ pub async fn process_one(
             text: report.draft.body.clone(),
             body: serde_json::to_value(&report.draft).unwrap_or_default(),
         },
-    };
-    match store.record_bundle(&result).await? {
-        RecordOutcome::Recorded { case_id, draft_version, .. } => {
-            tracing::info!(message = "Bundle checked.", %case_id, verdict = report.verdict.as_str(), schema_version = %report.schema_version);
-            Ok(Processed::Recorded { case_id, draft_version, report: Box::new(report) })
-        }
-        // Another worker recorded the same bundle meanwhile.
-        RecordOutcome::AlreadyRecorded { case_id } => Ok(Processed::AlreadyRecorded { case_id }),
-    }
+    })
 }
 
 /// The bytes of every upload that passed the intake checks, for the review

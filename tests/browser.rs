@@ -187,33 +187,51 @@ fn pdf_words(pdf: &Path) -> Vec<(String, f64, f64)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browser() {
-    let tmp = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}", tmp.path().join("browser.sqlite").display());
-    let store = nachweis::store::connect(&database_url).await.unwrap();
+/// A SQLite database with one incomplete case (fixture `uvg-19`, checked
+/// by the real pipeline) and a caseworker account of its Landkreis.
+async fn seed_case(database_url: &str, username: &str, display_name: &str) -> (std::sync::Arc<dyn nachweis::store::Store>, String) {
+    seed_fixture(database_url, "uvg-19-verschluesselt-leer-kaputt", username, display_name, Role::Caseworker).await
+}
+
+/// A SQLite database with the case of one fixture bundle (checked by the
+/// real pipeline, no tenant: `lk-musterland`) and an account of that Landkreis.
+async fn seed_fixture(
+    database_url: &str,
+    fixture: &str,
+    username: &str,
+    display_name: &str,
+    role: Role,
+) -> (std::sync::Arc<dyn nachweis::store::Store>, String) {
+    let store = nachweis::store::connect(database_url).await.unwrap();
     let settings = Settings { default_tenant: "lk-musterland".into(), ..Settings::default() };
     let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
     let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
     let pipeline = Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings });
-    let bundle = nachweis::intake::read_bundle_dir(&root().join("fixtures/bundles/uvg-19-verschluesselt-leer-kaputt")).unwrap();
+    let bundle = nachweis::intake::read_bundle_dir(&root().join("fixtures/bundles").join(fixture)).unwrap();
     let Processed::Recorded { case_id, .. } = process_one(pipeline, Arc::clone(&store), bundle, chrono::Utc::now().date_naive()).await.unwrap()
     else {
         panic!("the case is recorded")
     };
     store
         .add_user(&User {
-            username: "sachbearbeitung".into(),
-            display_name: "Sina Sachbearbeiterin".into(),
+            username: username.into(),
+            display_name: display_name.into(),
             tenant: "lk-musterland".into(),
-            role: Role::Caseworker,
+            role,
             password_hash: nachweis::web::auth::hash_password(PASSWORD).unwrap(),
             disabled: false,
             created_at: chrono::Utc::now(),
         })
         .await
         .unwrap();
+    (store, case_id)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", tmp.path().join("browser.sqlite").display());
+    let (_store, case_id) = seed_case(&database_url, "sachbearbeitung", "Sina Sachbearbeiterin").await;
     let (_server, base) = start_server(&database_url);
     let (_driver, driver_port) = start_chromedriver();
     let downloads = tmp.path().join("downloads");
@@ -250,7 +268,7 @@ async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browse
             client.active_element().await.map_err(cmd)?.send_keys(&char::from(fantoccini::key::Key::Tab).to_string()).await.map_err(cmd)?;
             order.push(client.active_element().await.map_err(cmd)?.attr("id").await.map_err(cmd)?.unwrap_or_default());
         }
-        if order != ["f-verfahren", "f-ergebnis", "f-status"] {
+        if order != ["f-suche", "f-verfahren", "f-ergebnis"] {
             return Err(format!("focus order after the skip link: {order:?}"));
         }
         Ok(())
@@ -363,28 +381,7 @@ async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browse
 async fn a_double_click_on_approve_releases_one_letter() {
     let tmp = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", tmp.path().join("browser.sqlite").display());
-    let store = nachweis::store::connect(&database_url).await.unwrap();
-    let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
-    let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
-    let settings = Settings { default_tenant: "lk-musterland".into(), ..Settings::default() };
-    let pipeline = Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings });
-    let bundle = nachweis::intake::read_bundle_dir(&root().join("fixtures/bundles/uvg-19-verschluesselt-leer-kaputt")).unwrap();
-    let Processed::Recorded { case_id, .. } = process_one(pipeline, Arc::clone(&store), bundle, chrono::Utc::now().date_naive()).await.unwrap()
-    else {
-        panic!("the case is recorded")
-    };
-    store
-        .add_user(&User {
-            username: "sb".into(),
-            display_name: "SB".into(),
-            tenant: "lk-musterland".into(),
-            role: Role::Caseworker,
-            password_hash: nachweis::web::auth::hash_password(PASSWORD).unwrap(),
-            disabled: false,
-            created_at: chrono::Utc::now(),
-        })
-        .await
-        .unwrap();
+    let (store, case_id) = seed_case(&database_url, "sb", "SB").await;
     store.claim_case(nachweis::store::review::Scope { tenant: "lk-musterland", default_tenant: "lk-musterland" }, &case_id, "sb", false).await.unwrap();
     let (_server, base) = start_server(&database_url);
     let (_driver, driver_port) = start_chromedriver();
@@ -450,29 +447,8 @@ async fn fits_width(client: &Client, what: &str) -> Result<(), String> {
 async fn an_admin_fixes_an_uploaded_schema_in_place_saves_replays_and_activates_it() {
     let tmp = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", tmp.path().join("browser.sqlite").display());
-    let store = nachweis::store::connect(&database_url).await.unwrap();
-    let settings = Settings { default_tenant: "lk-musterland".into(), ..Settings::default() };
-    let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
-    let extractor = SandboxExtractor::new(PathBuf::from(env!("CARGO_BIN_EXE_nachweis")), Limits::default());
-    let pipeline = Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings });
     // A complete case of the admin's tenant (the bundle names none: the default).
-    let bundle = nachweis::intake::read_bundle_dir(&root().join("fixtures/bundles/uvg-11-buergergeld-statt-lohn")).unwrap();
-    let Processed::Recorded { case_id, .. } = process_one(pipeline, Arc::clone(&store), bundle, chrono::Utc::now().date_naive()).await.unwrap()
-    else {
-        panic!("the case is recorded")
-    };
-    store
-        .add_user(&User {
-            username: "verwaltung".into(),
-            display_name: "Vera Verwaltung".into(),
-            tenant: "lk-musterland".into(),
-            role: Role::Admin,
-            password_hash: nachweis::web::auth::hash_password(PASSWORD).unwrap(),
-            disabled: false,
-            created_at: chrono::Utc::now(),
-        })
-        .await
-        .unwrap();
+    let (_store, case_id) = seed_fixture(&database_url, "uvg-11-buergergeld-statt-lohn", "verwaltung", "Vera Verwaltung", Role::Admin).await;
     let shipped = std::fs::read_to_string(root().join("schemas/procedures/uvg.toml")).unwrap();
     // The Unterhaltstitel asked for always, under a new label.
     let fixed = shipped

@@ -371,3 +371,18 @@ fn a_missing_font_directory_is_reported_with_the_setting_to_change() {
     let err = Fonts::load(Path::new("/nonexistent/fonts")).unwrap_err().to_string();
     assert!(err.contains("NACHWEIS_FONTS_DIR") && err.contains("DejaVuSans.ttf"), "{err}");
 }
+
+#[test]
+fn the_overview_of_received_documents_is_one_enclosure_with_its_lines() {
+    let draft = drafted_letter();
+    let doc = LetterDocument::from_draft(
+        &draft,
+        editable_body(&draft),
+        vec!["Übersicht der bereits eingegangenen Unterlagen:".into(), "– „a.pdf“: Antrag".into(), "– „b.jpg“: nicht lesbar".into()],
+    );
+    let pdf = write_pdf(&render_letter(&doc, &fonts()).unwrap(), "overview.pdf");
+    let text = poppler("pdftotext", &["-layout"], &pdf);
+    assert!(text.contains("Anlage"), "{text}");
+    assert!(!text.contains("Anlagen"), "one enclosure, listed in detail: {text}");
+    assert!(text.contains("„b.jpg“: nicht lesbar"), "{text}");
+}

@@ -67,6 +67,10 @@ store_suite!(
     audit_entries_hold_ids_and_hashes_but_no_personal_data,
     cases_are_listed_most_recently_updated_first,
     a_recorded_bundle_leaves_its_events_in_the_outbox_until_they_are_published,
+    relays_claiming_at_once_never_get_the_same_event,
+    a_claimed_event_is_offered_again_only_after_its_lease_runs_out,
+    the_outbox_backlog_counts_the_events_not_yet_published,
+    unfinished_processing_starts_are_counted_until_one_finishes,
     accounts_sessions_and_sign_in_throttling_work,
     a_case_claimed_by_a_colleague_is_only_taken_over_on_purpose,
     approving_one_draft_at_once_from_many_requests_releases_one_letter_and_one_event,
@@ -421,6 +425,103 @@ async fn a_recorded_bundle_leaves_its_events_in_the_outbox_until_they_are_publis
     assert_eq!(left[0].event_type, "draft.ready");
 }
 
+async fn relays_claiming_at_once_never_get_the_same_event(db: TestDb) {
+    for i in 0..20 {
+        db.store.record_bundle(&bundle(&format!("uvg-{i}"), None)).await.unwrap();
+    }
+    let barrier = Arc::new(Barrier::new(8));
+    let mut relays = Vec::new();
+    for r in 0..8 {
+        let store = db.store.clone();
+        let barrier = barrier.clone();
+        relays.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim_events(&format!("relay-{r}"), 3, Duration::from_secs(60)).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|e| e.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for relay in relays {
+        all.extend(relay.await.unwrap());
+    }
+
+    let distinct: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), all.len(), "an event was claimed twice: {all:?}");
+    assert_eq!(distinct.len(), 40, "two events per bundle, every one claimed once");
+}
+
+async fn a_claimed_event_is_offered_again_only_after_its_lease_runs_out(db: TestDb) {
+    db.store.record_bundle(&bundle("uvg-1", None)).await.unwrap();
+
+    let first = db.store.claim_events("relay-a", 10, Duration::from_secs(60)).await.unwrap();
+    let while_held = db.store.claim_events("relay-b", 10, Duration::from_secs(60)).await.unwrap();
+    let by_the_holder = db.store.claim_events("relay-a", 10, Duration::from_secs(60)).await.unwrap();
+
+    assert_eq!(first.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>(), ["bundle.checked", "draft.ready"]);
+    assert!(while_held.is_empty(), "held by relay-a");
+    assert!(by_the_holder.is_empty(), "a held claim is skipped by its holder too, so events nobody can route do not block the rest");
+
+    // A relay that died: its claim runs out and another relay takes over.
+    db.store.mark_event_published(first[0].id).await.unwrap();
+    expire_claims(&db).await;
+    let taken_over = db.store.claim_events("relay-c", 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(taken_over.len(), 1, "the published event is never offered again");
+    assert_eq!(taken_over[0].event_type, "draft.ready");
+}
+
+async fn the_outbox_backlog_counts_the_events_not_yet_published(db: TestDb) {
+    assert_eq!(db.store.outbox_backlog().await.unwrap(), 0);
+    db.store.record_bundle(&bundle("uvg-1", None)).await.unwrap();
+    db.store.record_bundle(&bundle("uvg-2", None)).await.unwrap();
+    let claimed = db.store.claim_events("relay-a", 1, Duration::from_secs(60)).await.unwrap();
+
+    assert_eq!(db.store.outbox_backlog().await.unwrap(), 4, "a claim is not a publication");
+    db.store.mark_event_published(claimed[0].id).await.unwrap();
+    assert_eq!(db.store.outbox_backlog().await.unwrap(), 3);
+}
+
+async fn unfinished_processing_starts_are_counted_until_one_finishes(db: TestDb) {
+    let key = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    let first = db.store.begin_attempt(key).await.unwrap();
+    // The worker died: the next start sees one that never finished.
+    let second = db.store.begin_attempt(key).await.unwrap();
+    let other = db.store.begin_attempt("another message").await.unwrap();
+    db.store.end_attempt(key).await.unwrap();
+    let after_finishing = db.store.begin_attempt(key).await.unwrap();
+    db.store.end_attempt("never started").await.unwrap();
+
+    assert_eq!((first, second, other, after_finishing), (0, 1, 0, 0));
+}
+
+/// Moves every outbox claim into the past, as if their leases had run out.
+async fn expire_claims(db: &TestDb) {
+    match db.backend {
+        Backend::Sqlite => {
+            let pool = SqlitePoolOptions::new().connect(&db.url).await.unwrap();
+            sqlx::query("UPDATE outbox SET claimed_until = '2000-01-01T00:00:00.000000Z' WHERE claimed_until IS NOT NULL")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = PgPoolOptions::new().connect(&db.url).await.unwrap();
+            sqlx::query("UPDATE outbox SET claimed_until = now() - interval '1 hour' WHERE claimed_until IS NOT NULL")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The review side (`ReviewStore`).
 // ---------------------------------------------------------------------------
@@ -733,6 +834,16 @@ async fn the_review_queue_filters_sorts_and_counts(db: TestDb) {
     assert_eq!(by_verdict.rows[0].verdict, "complete");
     let decided = db.store.review_queue(scope(), &q(&|q| q.status = StatusFilter::Decided)).await.unwrap();
     assert_eq!(decided.total, 0);
+    // Search: by case id, bundle id, or part of the applicant's name.
+    let by_id = db.store.review_queue(scope(), &q(&|q| q.search = Some(ids[2].clone()))).await.unwrap();
+    assert_eq!(list(by_id), [ids[2].clone()]);
+    let by_bundle = db.store.review_queue(scope(), &q(&|q| q.search = Some("uvg-1".into()))).await.unwrap();
+    assert_eq!(list(by_bundle), [ids[1].clone()]);
+    let by_name = db.store.review_queue(scope(), &q(&|q| q.search = Some("BEISPIEL".into()))).await.unwrap();
+    assert_eq!(by_name.total, 4);
+    assert_eq!(by_name.rows[0].applicant.as_deref(), Some("Anna Beispiel"));
+    let wildcard = db.store.review_queue(scope(), &q(&|q| q.search = Some("%".into()))).await.unwrap();
+    assert_eq!(wildcard.total, 0, "LIKE wildcards are searched literally");
 }
 
 async fn a_complete_case_is_closed_and_a_rejection_keeps_its_reason(db: TestDb) {

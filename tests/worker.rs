@@ -87,3 +87,22 @@ async fn a_late_bundle_for_a_case_not_yet_recorded_is_retried_not_dropped() {
     let err = process_one(pipeline(), store, bundle("uvg-24-nachreichung-zu-03"), today()).await.unwrap_err();
     assert!(matches!(err, nachweis::worker::JobError::Retry(_)), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_is_retried_not_judged_when_the_extractor_cannot_be_started() {
+    // As when the binary was replaced during an upgrade, or fork fails for
+    // lack of processes: no upload was read, so none may be called unreadable.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&tmp).await;
+    let schemas = nachweis::startup::load_schemas(&root().join("schemas")).unwrap();
+    let extractor = SandboxExtractor::new(tmp.path().join("no-such-nachweis-binary"), Limits::default());
+    let p = Arc::new(Pipeline { schemas: schemas.into(), extractor: Arc::new(extractor), settings: Settings::default() });
+
+    let result = process_one(p, store.clone(), bundle("uvg-01-ledig-komplett"), today()).await;
+
+    assert!(
+        matches!(&result, Err(nachweis::worker::JobError::Retry(reason)) if reason.starts_with("extraction unavailable")),
+        "{result:?}"
+    );
+    assert!(store.list_cases().await.unwrap().is_empty(), "nothing is recorded");
+}

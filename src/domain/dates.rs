@@ -67,17 +67,29 @@ fn year4(y: &str) -> Option<i32> {
 fn role_from_context(before: &str) -> DateRole {
     let ctx = fold(before);
     let words: Vec<&str> = ctx.split_whitespace().collect();
-    let tail: Vec<&str> = words.iter().rev().take(6).copied().collect();
+    // A date on a line of its own belongs to the label line above it, which
+    // on bilingual forms (ID cards, passports) is longer than six words:
+    // "Geburtstag / Date of birth / Date de naissance". Then the whole label
+    // line counts, not just its last words.
+    let own_line = before.rsplit('\n').next().unwrap_or("");
+    let label_words = if own_line.trim().is_empty() {
+        before.trim_end().rsplit('\n').next().map(|l| fold(l).split_whitespace().count()).unwrap_or(0)
+    } else {
+        0
+    };
+    let tail: Vec<&str> = words.iter().rev().take(6.max(label_words.min(16))).copied().collect();
     const OTHER: &[&str] = &[
         "geboren", "geb", "geburtsdatum", "geburtstag", "eintritt", "eintrittsdatum", "beschaeftigt", "gueltig",
         "gueltigkeit", "ablauf", "ablaufdatum", "frist", "spaetestens", "faellig", "faelligkeit", "zahlbar",
         "verheiratet", "eheschliessung", "geschlossen", "heirat", "zuzug", "eingezogen", "einzug", "seit",
         "antrag", "antragsdatum", "schreiben", "eingang", "eingegangen", "sterbedatum", "gestorben",
+        // The English labels of bilingual identity documents.
+        "birth", "expiry", "expiration",
     ];
     const ISSUED: &[&str] = &[
         "datum", "ausgestellt", "ausstellungsdatum", "erstellt", "erstellungsdatum", "druckdatum", "gedruckt",
         "den", "bescheiddatum", "ausfertigung", "beglaubigt", "stand", "abrechnungsdatum", "unterschrieben",
-        "unterzeichnet", "bescheinigt",
+        "unterzeichnet", "bescheinigt", "issue", "issued",
     ];
     const PERIOD_END: &[&str] = &["bis", "zum", "ende", "einschliesslich"];
     const PERIOD: &[&str] = &[
@@ -276,5 +288,11 @@ mod tests {
     #[test]
     fn birth_dates_and_future_dates_are_not_the_document_date() {
         assert_eq!(document_date("geboren am 02.05.2012\ngültig bis 01.01.2030", d("2026-11-20")), None);
+    }
+
+    #[test]
+    fn a_date_under_a_long_bilingual_label_takes_the_labels_role() {
+        let id_card = "Geburtstag / Date of birth / Date de naissance\n\n01.08.1992\n\nAusstellungsdatum / Date of issue / Date de délivrance\n03.03.2023\n\nGültig bis / Date of expiry / Date d'expiration\n02.03.2033";
+        assert_eq!(document_date(id_card, d("2026-11-20")), Some(d("2023-03-03")));
     }
 }

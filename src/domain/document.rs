@@ -52,6 +52,10 @@ pub enum ProblemKind {
     Timeout,
     /// The sandbox process died (crash, memory limit, signal).
     ExtractorCrashed,
+    /// The worker could not run extraction at all (the sandbox process could
+    /// not be started): the worker's trouble, not the document's. The shell
+    /// retries such a bundle instead of judging it.
+    ExtractorUnavailable,
     /// The file was read but contains no recognisable text.
     NoText,
 }
@@ -68,6 +72,7 @@ impl ProblemKind {
             ProblemKind::TooLarge => "die Datei ist zu groß",
             ProblemKind::Timeout => "die Datei konnte nicht in angemessener Zeit gelesen werden",
             ProblemKind::ExtractorCrashed => "die Datei konnte nicht gelesen werden",
+            ProblemKind::ExtractorUnavailable => "die Datei konnte wegen einer technischen Störung noch nicht gelesen werden",
             ProblemKind::NoText => "auf dem Dokument ist kein lesbarer Text zu erkennen",
         }
     }
@@ -83,6 +88,7 @@ impl ProblemKind {
             ProblemKind::Damaged => "sie beschädigt ist",
             ProblemKind::TooLarge => "sie zu groß ist",
             ProblemKind::Timeout | ProblemKind::ExtractorCrashed => "sie nicht gelesen werden konnte",
+            ProblemKind::ExtractorUnavailable => "sie wegen einer technischen Störung nicht gelesen werden konnte",
             ProblemKind::NoText => "auf ihr kein lesbarer Text zu erkennen ist",
         }
     }
@@ -97,6 +103,7 @@ impl ProblemKind {
             ProblemKind::TooLarge => "too_large",
             ProblemKind::Timeout => "timeout",
             ProblemKind::ExtractorCrashed => "extractor_crashed",
+            ProblemKind::ExtractorUnavailable => "extractor_unavailable",
             ProblemKind::NoText => "no_text",
         }
     }

@@ -194,8 +194,10 @@ impl SandboxExtractor {
             Ending::Exited(code) => {
                 problem(ProblemKind::ExtractorCrashed, format!("extractor exited with status {code} without a result"))
             }
+            // Too many processes, no memory to fork, the binary replaced
+            // during an upgrade: nothing the document can be blamed for.
             Ending::SpawnFailed(e) => {
-                problem(ProblemKind::ExtractorCrashed, format!("the extractor could not be started: {e}"))
+                problem(ProblemKind::ExtractorUnavailable, format!("the extractor could not be started: {e}"))
             }
         };
         out

@@ -315,7 +315,11 @@ fn body_blocks(m: &Measure<'_>, body: &str, enclosures: &[String]) -> Vec<Block>
     }
     let enclosures: Vec<String> = enclosures.iter().map(|e| clean_line(e)).filter(|e| !e.is_empty()).collect();
     if !enclosures.is_empty() {
-        let heading = if enclosures.len() == 1 { "Anlage" } else { "Anlagen" };
+        // Lines starting with "– " detail the enclosure before them (the
+        // overview of received documents lists each upload); they are not
+        // enclosures of their own.
+        let count = enclosures.iter().filter(|e| !e.starts_with("– ")).count();
+        let heading = if count <= 1 { "Anlage" } else { "Anlagen" };
         let mut lines = vec![vec![Part { dx: 0.0, style: Style::Bold, text: heading.to_string() }]];
         for e in &enclosures {
             for l in m.wrap(Style::Regular, BODY_SIZE, e, width) {

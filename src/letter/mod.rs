@@ -49,7 +49,8 @@ pub struct LetterDocument {
     /// signature: paragraphs separated by blank lines, line breaks kept,
     /// list items starting with "– " or "• ".
     pub body: String,
-    /// The enclosure note after the closing ("Anlage"/"Anlagen" + lines).
+    /// The enclosure note after the closing ("Anlage"/"Anlagen" + lines);
+    /// lines starting with "– " detail the enclosure before them.
     pub enclosures: Vec<String>,
 }
 

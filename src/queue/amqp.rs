@@ -4,15 +4,19 @@
 //! to the dead-letter exchange with its reason, and outbox events are relayed
 //! to the events exchange, both with publisher confirms and `mandatory`.
 //!
-//! A lost connection is recovered by reconnecting with capped backoff and
-//! declaring the topology again; an ack that cannot be sent counts as not
-//! acked (the broker redelivers, and `bundle_id` idempotency absorbs it).
+//! A lost connection (noticed at the latest after two missed heartbeats) is
+//! recovered by reconnecting with capped backoff and declaring the topology
+//! again; an ack that cannot be sent counts as not acked (the broker
+//! redelivers, and `bundle_id` idempotency absorbs it). A message whose
+//! processing keeps killing workers is dead-lettered after `crash_limit`
+//! unfinished starts, counted in the database, so the messages prefetched
+//! beside it are not blamed.
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
@@ -20,13 +24,17 @@ use lapin::options::{
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
-use tokio::sync::{Notify, Semaphore};
+use lapin::uri::AMQPUri;
+use lapin::{Acker, BasicProperties, Channel, ChannelStatus, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Settings;
 use crate::domain::bundle::ManifestError;
 use crate::intake::{self, IntakeError};
+use crate::metrics::Metrics;
+use crate::ops::ReadyFlag;
 use crate::store::Store;
 use crate::worker::{JobError, Pipeline, Processed, process_one};
 
@@ -35,6 +43,8 @@ use crate::worker::{JobError, Pipeline, Processed, process_one};
 pub const REASON_HEADER: &str = "x-nachweis-reason";
 /// Header on a dead-lettered copy: the bundle id, when the message had a usable one.
 pub const BUNDLE_ID_HEADER: &str = "x-nachweis-bundle-id";
+/// The reason of a message whose processing never finished `crash_limit` times.
+pub const WORKER_CRASHED: &str = "worker_crashed";
 
 /// Reconnect backoff: doubles from the first delay up to the cap.
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
@@ -42,20 +52,29 @@ const BACKOFF_CAP: Duration = Duration::from_secs(10);
 /// A broker that accepts TCP but never answers must not hang the worker.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Delay before a `Retry` is nacked, doubled per earlier delivery and capped,
-/// so that a database outage does not spin messages through the queue.
+/// so that a bundle waiting for its case does not spin through the queue.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_CAP: Duration = Duration::from_secs(10);
 /// The relay looks for unpublished events at least this often (it is also
 /// woken after every recorded bundle).
 const RELAY_INTERVAL: Duration = Duration::from_secs(1);
-/// Outbox events the relay reads per query.
+/// Outbox events the relay claims per query.
 const RELAY_BATCH: i64 = 100;
+/// How long a relay's claim on outbox events holds. Publishing a batch takes
+/// milliseconds; an event that could not be routed keeps its claim until the
+/// lease runs out, so it is tried again later and does not block the events
+/// behind it.
+const RELAY_LEASE: Duration = Duration::from_secs(10);
+/// How often the ready-message counts of the queues are read for metrics.
+const QUEUE_POLL: Duration = Duration::from_secs(5);
 
 /// Failures at the AMQP boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum AmqpError {
     #[error("broker: {0}")]
     Broker(#[from] lapin::Error),
+    #[error("NACHWEIS_AMQP_URL is not a valid AMQP URL: {0}")]
+    InvalidUrl(String),
     #[error("no answer from the broker within {0:?}")]
     ConnectTimeout(Duration),
     #[error("the broker returned the message as unroutable ({reply_code} {reply_text}): no queue is bound for it")]
@@ -75,7 +94,7 @@ pub enum AmqpError {
 impl AmqpError {
     /// Whether reconnecting cannot help (the operator must change something).
     fn is_fatal(&self) -> bool {
-        matches!(self, AmqpError::TopologyMismatch(_))
+        matches!(self, AmqpError::TopologyMismatch(_) | AmqpError::InvalidUrl(_))
     }
 }
 
@@ -164,40 +183,86 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 's
     })
 }
 
+
+/// What the consumer reports to operations: the metrics it updates and the
+/// readiness flag it holds set while connected and consuming.
+#[derive(Clone)]
+pub struct Monitoring {
+    pub metrics: Arc<Metrics>,
+    pub consuming: ReadyFlag,
+}
+
 /// What every delivery handler and the relay share.
 struct Shared {
     pipeline: Arc<Pipeline>,
     store: Arc<dyn Store>,
     topology: Topology,
     intake_dir: PathBuf,
+    /// Bundles processed at once (= prefetch).
+    concurrency: u32,
     /// Bounds CPU work to `concurrency` bundles also across a reconnect,
     /// when handlers of the lost channel are still finishing.
     permits: Arc<Semaphore>,
     /// Wakes the relay after a commit, so events go out promptly.
     relay_wakeup: Notify,
+    /// Set once shutdown begins: handlers that have not started give their
+    /// message back at once, and waits before a requeue are cut short.
+    stopping: watch::Sender<bool>,
+    crash_limit: u32,
+    monitoring: Monitoring,
+}
+
+impl Shared {
+    fn metrics(&self) -> &Metrics {
+        &self.monitoring.metrics
+    }
+
+    /// Resolves once shutdown has begun.
+    async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|s| *s).await;
+    }
+
+    fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Sleeps for `wait`; returns early (false) when shutdown begins.
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = self.stopped() => false,
+        }
+    }
 }
 
 /// Consumes bundles from RabbitMQ until `stop` resolves, then stops consuming,
 /// lets in-flight bundles finish within `settings.shutdown_grace_secs`, and
 /// closes the connection (unacked messages return to the queue).
 ///
-/// Returns an error only for what reconnecting cannot fix (a topology that
-/// conflicts with the existing queues).
+/// Returns an error only for what reconnecting cannot fix (an invalid URL, a
+/// topology that conflicts with the existing queues).
 pub async fn run_until_stopped(
     amqp_url: &str,
     settings: &Settings,
     pipeline: Arc<Pipeline>,
     store: Arc<dyn Store>,
+    monitoring: Monitoring,
     stop: impl Future<Output = ()>,
 ) -> Result<(), AmqpError> {
+    let uri = connection_uri(amqp_url, settings.amqp_heartbeat_secs)?;
     let concurrency = settings.concurrency.clamp(1, usize::from(u16::MAX));
     let shared = Arc::new(Shared {
         pipeline,
         store,
         topology: Topology::from_settings(settings),
         intake_dir: settings.intake_dir.clone(),
+        concurrency: concurrency as u32,
         permits: Arc::new(Semaphore::new(concurrency)),
         relay_wakeup: Notify::new(),
+        stopping: watch::channel(false).0,
+        crash_limit: settings.crash_limit.max(1),
+        monitoring,
     });
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
     tokio::pin!(stop);
@@ -206,16 +271,26 @@ pub async fn run_until_stopped(
     loop {
         let outcome = tokio::select! {
             () = &mut stop => return Ok(()),
-            opened = Session::open(amqp_url, &shared.topology, concurrency as u16) => opened,
+            opened = Session::open(&uri, &shared.topology, concurrency as u16) => opened,
         };
         let error = match outcome {
             Ok(session) => {
                 delay = BACKOFF_FIRST;
                 sessions += 1;
-                tracing::info!(message = "Connected to the broker.", queue = %shared.topology.bundles, prefetch = concurrency, session = sessions);
+                shared.metrics().broker_connects.inc();
+                tracing::info!(
+                    message = "Connected to the broker.",
+                    queue = %shared.topology.bundles,
+                    prefetch = concurrency,
+                    heartbeat_secs = session.connection.configuration().heartbeat(),
+                    session = sessions
+                );
                 match session.run(&shared, sessions, &mut stop, grace).await {
                     SessionEnd::Stopped => return Ok(()),
-                    SessionEnd::Lost(error) => error,
+                    SessionEnd::Lost(error) => {
+                        shared.metrics().broker_connection_losses.inc();
+                        error
+                    }
                 }
             }
             Err(error) => error,
@@ -230,6 +305,16 @@ pub async fn run_until_stopped(
         }
         delay = (delay * 2).min(BACKOFF_CAP);
     }
+}
+
+/// Parses the URL and asks for our heartbeat unless the URL names one. The
+/// error never repeats the URL, which may hold a password.
+fn connection_uri(url: &str, heartbeat_secs: u16) -> Result<AMQPUri, AmqpError> {
+    let mut uri: AMQPUri = url.parse().map_err(AmqpError::InvalidUrl)?;
+    if uri.query.heartbeat.is_none() {
+        uri.query.heartbeat = Some(heartbeat_secs);
+    }
+    Ok(uri)
 }
 
 /// How a session ended.
@@ -250,9 +335,9 @@ struct Session {
 }
 
 impl Session {
-    async fn open(url: &str, topology: &Topology, prefetch: u16) -> Result<Session, AmqpError> {
+    async fn open(uri: &AMQPUri, topology: &Topology, prefetch: u16) -> Result<Session, AmqpError> {
         let properties = ConnectionProperties::default().with_connection_name(format!("nachweis worker {}", std::process::id()).into());
-        let connection = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties))
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri.clone(), properties))
             .await
             .map_err(|_| AmqpError::ConnectTimeout(CONNECT_TIMEOUT))??;
         let publish = connection.create_channel().await?;
@@ -286,7 +371,12 @@ impl Session {
             Ok(c) => c,
             Err(error) => return SessionEnd::Lost(error.into()),
         };
-        let mut relay = tokio::spawn(relay_events(self.publish.clone(), shared.clone()));
+        shared.monitoring.consuming.set(true);
+        shared.metrics().broker_connected.set(1);
+        // A relay id per session: claims of a session that broke expire
+        // like those of a dead worker, and nothing else needs to know.
+        let relay_id = format!("{}-{}-{number}", host_name(), std::process::id());
+        let mut relay = tokio::spawn(relay_events(self.publish.clone(), shared.clone(), relay_id));
         let mut in_flight = JoinSet::new();
         let lost = loop {
             tokio::select! {
@@ -294,7 +384,7 @@ impl Session {
                 () = stop.as_mut() => break None,
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
-                        in_flight.spawn(handle_delivery(delivery, self.publish.clone(), shared.clone()));
+                        in_flight.spawn(handle_delivery(delivery, self.consume.status().clone(), self.publish.clone(), shared.clone()));
                     }
                     Some(Err(error)) => break Some(AmqpError::from(error)),
                     None => break Some(AmqpError::ConsumerCancelled),
@@ -311,6 +401,8 @@ impl Session {
                 }),
             }
         };
+        shared.monitoring.consuming.set(false);
+        shared.metrics().broker_connected.set(0);
         if let Some(error) = lost {
             relay.abort();
             // The handlers keep running: a bundle already being checked is
@@ -319,15 +411,23 @@ impl Session {
             in_flight.detach_all();
             return SessionEnd::Lost(error);
         }
-        self.shut_down(&tag, in_flight, relay, grace).await;
+        self.shut_down(shared, &tag, in_flight, relay, grace).await;
         SessionEnd::Stopped
     }
 
     /// Stops consuming, gives in-flight bundles `grace` to finish, then
-    /// closes the channels: the broker requeues whatever is still unacked,
-    /// including deliveries prefetched but never started.
-    async fn shut_down(self, tag: &str, mut in_flight: JoinSet<()>, relay: tokio::task::JoinHandle<Result<(), AmqpError>>, grace: Duration) {
+    /// closes the channels: the broker requeues whatever is still unacked.
+    /// Deliveries prefetched but not started are given back at once.
+    async fn shut_down(
+        self,
+        shared: &Shared,
+        tag: &str,
+        mut in_flight: JoinSet<()>,
+        relay: tokio::task::JoinHandle<Result<(), AmqpError>>,
+        grace: Duration,
+    ) {
         tracing::info!(message = "Stopping: no new bundles; waiting for the ones in progress.", in_flight = in_flight.len(), grace_secs = grace.as_secs());
+        shared.stopping.send_replace(true);
         if let Err(error) = self.consume.basic_cancel(tag.into(), BasicCancelOptions::default()).await {
             tracing::warn!(message = "Cancelling the consumer failed.", %error);
         }
@@ -346,6 +446,11 @@ impl Session {
     }
 }
 
+/// This host's name (container id under Docker), for relay ids.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into())
+}
+
 /// Why a delivery did not succeed, as the queue acts on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Failure {
@@ -357,21 +462,79 @@ enum Failure {
 
 /// Processes one delivery and settles it: ack after the commit, nack with
 /// requeue on a temporary failure, dead-letter copy then ack on a reject.
-async fn handle_delivery(delivery: Delivery, publish: Channel, shared: Arc<Shared>) {
+async fn handle_delivery(delivery: Delivery, consume: ChannelStatus, publish: Channel, shared: Arc<Shared>) {
     let attempt = delivery_count(&delivery.properties);
-    // Closed never; a failure here would only mean shutdown.
-    let Ok(_permit) = shared.permits.clone().acquire_owned().await else { return };
-    let (bundle_id, outcome) = process_delivery(&shared, &delivery.data).await;
+    observe_queue_wait(shared.metrics(), &delivery.properties);
+    // Hashing and peeking into a body of many megabytes is CPU work, which
+    // must not run on the runtime's threads (heartbeats run there).
+    let peeked = tokio::task::spawn_blocking(move || {
+        let key = hex::encode(Sha256::digest(&delivery.data));
+        let bundle_id = peek_bundle_id(&delivery.data);
+        (delivery, key, bundle_id)
+    })
+    .await;
+    // The closure cannot panic; a join error means the runtime is going away.
+    let Ok((delivery, key, peeked_id)) = peeked else { return };
+    let bundle = peeked_id.as_deref().unwrap_or("-");
+
+    // A redelivered message may be the one that killed a worker: it runs
+    // with nothing beside it, so that if it kills this worker too, no other
+    // bundle is cut short and blamed with it.
+    let permits = if delivery.redelivered { shared.concurrency } else { 1 };
+    let permit = tokio::select! {
+        permit = shared.permits.clone().acquire_many_owned(permits) => permit.ok(),
+        () = shared.stopped() => None,
+    };
+    let Some(_permit) = permit else {
+        // Stopping before it started: back to the queue at once.
+        settle(&delivery.acker, Settle::Requeue, bundle, &shared).await;
+        return;
+    };
+    if !consume.connected() {
+        // The channel it came on broke while it waited for a permit: the
+        // broker redelivers it, so processing it here would be wasted work.
+        tracing::info!(message = "Channel gone before processing; the message will be redelivered.", bundle_id = bundle);
+        return;
+    }
+    let Some(unfinished) = begin_attempt(&shared, &key, bundle, &consume).await else {
+        settle(&delivery.acker, Settle::Requeue, bundle, &shared).await;
+        return;
+    };
+    // A first delivery cannot have crashed a worker before; what the journal
+    // holds for its body then comes from identical copies being processed
+    // right now (a re-sent bundle), which must not count as crashes.
+    let unfinished = if delivery.redelivered { unfinished } else { 0 };
+    if unfinished >= shared.crash_limit {
+        tracing::error!(message = "Bundle never finished processing; a worker died each time.", bundle_id = bundle, unfinished, attempt);
+        reject(&delivery, &publish, &shared, WORKER_CRASHED, peeked_id.as_deref(), attempt).await;
+        end_attempt(&shared, &key, bundle).await;
+        return;
+    }
+    if unfinished > 0 {
+        shared.metrics().bundles_isolated.inc();
+        tracing::warn!(message = "Bundle did not finish before; processing it alone.", bundle_id = bundle, unfinished, attempt);
+    }
+    tracing::info!(message = "Processing bundle.", bundle_id = bundle, attempt, redelivered = delivery.redelivered);
+
+    shared.metrics().bundles_in_progress.inc();
+    let started = Instant::now();
+    let (bundle_id, outcome) = process_waiting_for_store(&shared, &delivery.data, bundle, &consume).await;
+    shared.metrics().bundles_in_progress.dec();
+    end_attempt(&shared, &key, bundle).await;
     let bundle = bundle_id.as_deref().unwrap_or("-");
     match outcome {
         Ok(processed) => {
             match processed {
-                Processed::Recorded { .. } => shared.relay_wakeup.notify_one(),
+                Processed::Recorded { report, .. } => {
+                    shared.metrics().bundle_recorded(&report.procedure, report.verdict.as_str(), started.elapsed());
+                    shared.relay_wakeup.notify_one();
+                }
                 Processed::AlreadyRecorded { case_id } => {
+                    shared.metrics().bundles_duplicate.inc();
                     tracing::info!(message = "Duplicate of a recorded bundle; acked.", bundle_id = bundle, %case_id, attempt);
                 }
             }
-            settle(&delivery.acker, Settle::Ack, bundle).await;
+            settle(&delivery.acker, Settle::Ack, bundle, &shared).await;
         }
         // The last delivery the limit allows: requeueing would make RabbitMQ
         // dead-letter it without saying why, so we do it with the reason.
@@ -381,11 +544,97 @@ async fn handle_delivery(delivery: Delivery, publish: Channel, shared: Arc<Share
         }
         Err(Failure::Retry(reason)) => {
             let wait = retry_delay(attempt);
+            shared.metrics().retried(retry_reason(&reason));
             tracing::warn!(message = "Bundle failed temporarily; requeueing.", bundle_id = bundle, %reason, attempt, wait_ms = wait.as_millis() as u64);
-            tokio::time::sleep(wait).await;
-            settle(&delivery.acker, Settle::Requeue, bundle).await;
+            shared.pause(wait).await;
+            settle(&delivery.acker, Settle::Requeue, bundle, &shared).await;
         }
         Err(Failure::Reject(reason)) => reject(&delivery, &publish, &shared, &reason, bundle_id.as_deref(), attempt).await,
+    }
+}
+
+/// Records the start of processing in the database (see `Store::begin_attempt`)
+/// and returns how many earlier starts never finished. While the database
+/// is unreachable nothing can be processed, so it waits, holding the message
+/// (which costs no delivery attempt); `None` when shutdown begins or the
+/// message's channel breaks meanwhile.
+async fn begin_attempt(shared: &Shared, key: &str, bundle: &str, consume: &ChannelStatus) -> Option<u32> {
+    let mut wait = RETRY_FIRST;
+    loop {
+        match shared.store.begin_attempt(key).await {
+            Ok(unfinished) => return Some(unfinished),
+            Err(error) if error.is_transient() => {
+                shared.metrics().retried("store_unavailable");
+                tracing::warn!(message = "Database unavailable; holding the bundle and trying again.", bundle_id = bundle, %error, wait_ms = wait.as_millis() as u64);
+                if !shared.pause(wait).await || !consume.connected() {
+                    return None;
+                }
+                wait = (wait * 2).min(RETRY_CAP);
+            }
+            Err(error) => {
+                // Without the journal a crashing message is still stopped by
+                // the broker's delivery limit; processing goes on.
+                tracing::error!(message = "Cannot record the processing start; going on without it.", bundle_id = bundle, %error);
+                return Some(0);
+            }
+        }
+    }
+}
+
+async fn end_attempt(shared: &Shared, key: &str, bundle: &str) {
+    if let Err(error) = shared.store.end_attempt(key).await {
+        // Left behind, the start counts as unfinished if the message comes
+        // again; only `crash_limit` of those in a row dead-letter it.
+        tracing::warn!(message = "Cannot record the end of processing.", bundle_id = bundle, %error);
+    }
+}
+
+/// `process_delivery`, repeated in place while the database is unreachable:
+/// a requeue would only spin the message through the queue and use up its
+/// delivery limit. Other temporary failures go back to the queue. A panic
+/// anywhere in processing becomes a temporary failure, so the message is
+/// settled (and bounded by the delivery limit) instead of left unacked.
+async fn process_waiting_for_store(
+    shared: &Arc<Shared>,
+    data: &[u8],
+    bundle: &str,
+    consume: &ChannelStatus,
+) -> (Option<String>, Result<Processed, Failure>) {
+    let mut wait = RETRY_FIRST;
+    loop {
+        let outcome = std::panic::AssertUnwindSafe(process_delivery(shared, data)).catch_unwind().await;
+        let (bundle_id, result) = match outcome {
+            Ok(done) => done,
+            Err(_) => {
+                tracing::error!(message = "Processing panicked.", bundle_id = bundle);
+                (None, Err(Failure::Retry("pipeline task failed: panic".into())))
+            }
+        };
+        match &result {
+            // Holding is pointless once the channel is gone: the broker
+            // redelivers the message on another connection.
+            Err(Failure::Retry(reason)) if retry_reason(reason) == "store_unavailable" && !shared.is_stopping() && consume.connected() => {
+                shared.metrics().retried("store_unavailable");
+                tracing::warn!(message = "Database unavailable; holding the bundle and trying again.", bundle_id = bundle, %reason, wait_ms = wait.as_millis() as u64);
+                if !shared.pause(wait).await {
+                    return (bundle_id, result);
+                }
+                wait = (wait * 2).min(RETRY_CAP);
+            }
+            _ => return (bundle_id, result),
+        }
+    }
+}
+
+/// Observes how long the message waited in the queue, from the publisher's
+/// `timestamp` property (whole seconds) when it set one.
+fn observe_queue_wait(metrics: &Metrics, properties: &BasicProperties) {
+    if let Some(published) = properties.timestamp() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let waited = now - *published as f64;
+        if waited >= 0.0 {
+            metrics.queue_wait_seconds.observe(waited);
+        }
     }
 }
 
@@ -395,14 +644,15 @@ async fn reject(delivery: &Delivery, publish: &Channel, shared: &Shared, reason:
     let bundle = bundle_id.unwrap_or("-");
     match dead_letter(publish, &shared.topology, delivery, reason, bundle_id).await {
         Ok(()) => {
+            shared.metrics().dead_lettered(reason);
             tracing::warn!(message = "Bundle rejected and dead-lettered.", bundle_id = bundle, %reason);
-            settle(&delivery.acker, Settle::Ack, bundle).await;
+            settle(&delivery.acker, Settle::Ack, bundle, shared).await;
         }
         Err(error) => {
             let wait = retry_delay(attempt);
             tracing::warn!(message = "Dead-lettering failed; requeueing.", bundle_id = bundle, %reason, %error);
-            tokio::time::sleep(wait).await;
-            settle(&delivery.acker, Settle::Requeue, bundle).await;
+            shared.pause(wait).await;
+            settle(&delivery.acker, Settle::Requeue, bundle, shared).await;
         }
     }
 }
@@ -412,13 +662,18 @@ async fn reject(delivery: &Delivery, publish: &Channel, shared: &Shared, reason:
 async fn process_delivery(shared: &Arc<Shared>, data: &[u8]) -> (Option<String>, Result<Processed, Failure>) {
     let bytes = data.to_vec();
     let root = shared.intake_dir.clone();
-    // Decoding inline documents and writing them out is blocking work.
-    let intake = tokio::task::spawn_blocking(move || intake::from_manifest_bytes(&bytes, &root)).await;
+    // Parsing the manifest, decoding inline documents and writing them out
+    // is blocking work; so is peeking at the id of a message that failed.
+    let intake = tokio::task::spawn_blocking(move || match intake::from_manifest_bytes(&bytes, &root) {
+        Ok(bundle) => Ok(bundle),
+        Err(error) => Err((peek_bundle_id(&bytes), error)),
+    })
+    .await;
     let bundle = match intake {
         Ok(Ok(bundle)) => bundle,
-        Ok(Err(IntakeError::Manifest(error))) => return (peek_bundle_id(data), Err(Failure::Reject(manifest_reason(&error)))),
-        Ok(Err(error)) => return (peek_bundle_id(data), Err(classify(JobError::from(error)))),
-        Err(error) => return (peek_bundle_id(data), Err(Failure::Retry(format!("intake task failed: {error}")))),
+        Ok(Err((id, IntakeError::Manifest(error)))) => return (id, Err(Failure::Reject(manifest_reason(&error)))),
+        Ok(Err((id, error))) => return (id, Err(classify(JobError::from(error)))),
+        Err(error) => return (None, Err(Failure::Retry(format!("intake task failed: {error}")))),
     };
     let bundle_id = bundle.manifest.bundle_id.clone();
     let today = chrono::Utc::now().date_naive();
@@ -469,6 +724,8 @@ fn retry_reason(message: &str) -> &'static str {
         "intake"
     } else if message.starts_with("pipeline task failed") {
         "pipeline_crashed"
+    } else if message.starts_with("extraction unavailable") {
+        "extraction_unavailable"
     } else {
         "temporary_failure"
     }
@@ -523,7 +780,7 @@ enum Settle {
 
 /// Acks or requeues. Returns whether the broker got it; a dead channel means
 /// it did not, and the broker will redeliver the message.
-async fn settle(acker: &Acker, how: Settle, bundle_id: &str) -> bool {
+async fn settle(acker: &Acker, how: Settle, bundle_id: &str, shared: &Shared) -> bool {
     let sent = match how {
         Settle::Ack => acker.ack(BasicAckOptions::default()).await,
         Settle::Requeue => acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await,
@@ -531,10 +788,12 @@ async fn settle(acker: &Acker, how: Settle, bundle_id: &str) -> bool {
     match sent {
         Ok(true) => true,
         Ok(false) => {
+            shared.metrics().acks_lost.inc();
             tracing::warn!(message = "Channel gone before the ack; the message will be redelivered.", bundle_id, ?how);
             false
         }
         Err(error) => {
+            shared.metrics().acks_lost.inc();
             tracing::warn!(message = "Ack failed; the message will be redelivered.", bundle_id, ?how, %error);
             false
         }
@@ -568,17 +827,26 @@ async fn publish_confirmed(channel: &Channel, exchange: &str, routing_key: &str,
     }
 }
 
-/// Publishes outbox events to the events exchange until the channel breaks.
-/// An event is marked published only after the broker confirmed it, so it
-/// goes out at least once; consumers deduplicate on `event_id`. An event no
-/// queue is bound for stays in the outbox and is tried again later.
-async fn relay_events(channel: Channel, shared: Arc<Shared>) -> Result<(), AmqpError> {
+/// Publishes outbox events to the events exchange until the channel breaks,
+/// and reads the queues' ready counts for metrics now and then.
+/// Events are claimed for `RELAY_LEASE` first, so the relays of several
+/// workers do not publish the same event in the normal case. An event is
+/// marked published only after the broker confirmed it, so it goes out at
+/// least once; consumers deduplicate on `event_id`. An event no queue is
+/// bound for keeps its claim until the lease runs out, then is tried again.
+/// Any `event_type` is published, with the type as routing key.
+async fn relay_events(channel: Channel, shared: Arc<Shared>, relay_id: String) -> Result<(), AmqpError> {
     let exchange = shared.topology.events_exchange.clone();
     let mut warned_unroutable = false;
+    let mut polled: Option<Instant> = None;
     loop {
+        if polled.is_none_or(|at| at.elapsed() >= QUEUE_POLL) {
+            poll_queue_depths(&channel, &shared).await?;
+            polled = Some(Instant::now());
+        }
         let mut unroutable = 0usize;
         loop {
-            let events = match shared.store.pending_events(RELAY_BATCH).await {
+            let events = match shared.store.claim_events(&relay_id, RELAY_BATCH, RELAY_LEASE).await {
                 Ok(events) => events,
                 Err(error) => {
                     tracing::warn!(message = "Cannot read the outbox; trying again later.", %error);
@@ -602,8 +870,9 @@ async fn relay_events(channel: Channel, shared: Arc<Shared>) -> Result<(), AmqpE
                     .with_delivery_mode(2)
                     .with_timestamp(u64::try_from(event.created_at.timestamp()).unwrap_or(0));
                 match publish_confirmed(&channel, &exchange, &event.event_type, &payload, properties).await {
-                    Ok(()) => {}
+                    Ok(()) => shared.metrics().event(&event.event_type, true),
                     Err(AmqpError::Returned { .. } | AmqpError::Nacked) => {
+                        shared.metrics().event(&event.event_type, false);
                         unroutable += 1;
                         continue;
                     }
@@ -622,6 +891,9 @@ async fn relay_events(channel: Channel, shared: Arc<Shared>) -> Result<(), AmqpE
                 break;
             }
         }
+        if let Ok(backlog) = shared.store.outbox_backlog().await {
+            shared.metrics().outbox_backlog.set(backlog);
+        }
         if unroutable > 0 && !warned_unroutable {
             tracing::warn!(message = "Events not routable: no queue is bound on the events exchange for them; they stay in the outbox.", exchange = %exchange, unroutable);
         }
@@ -631,6 +903,17 @@ async fn relay_events(channel: Channel, shared: Arc<Shared>) -> Result<(), AmqpE
             () = tokio::time::sleep(RELAY_INTERVAL) => {}
         }
     }
+}
+
+/// Reads the ready-message counts of the bundle and dead-letter queues
+/// (passive declares: they exist, this worker declared them).
+async fn poll_queue_depths(channel: &Channel, shared: &Shared) -> Result<(), AmqpError> {
+    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    for (role, name) in [("bundles", &shared.topology.bundles), ("dead", &shared.topology.dead_queue)] {
+        let queue = channel.queue_declare(name.as_str().into(), passive, FieldTable::default()).await?;
+        shared.metrics().queue_depth(role, queue.message_count());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -658,6 +941,7 @@ mod tests {
         assert_eq!(reject_reason("something the shell never said about Anna"), "rejected");
         assert_eq!(retry_reason("case_id case-0123 is not known (yet)"), "unknown_case");
         assert_eq!(retry_reason("database unavailable: pool timed out"), "store_unavailable");
+        assert_eq!(retry_reason("extraction unavailable: the extractor could not be started: EAGAIN"), "extraction_unavailable");
         assert_eq!(retry_reason("Anna"), "temporary_failure");
         assert_eq!(header_safe("name: Anna Beispiel\r\nx"), "nameAnnaBeispielx");
     }
@@ -668,6 +952,16 @@ mod tests {
         assert_eq!(peek_bundle_id(br#"{"bundle_id": "Anna Beispiel"}"#), None);
         assert_eq!(peek_bundle_id(b"{not json"), None);
         assert_eq!(peek_bundle_id(br#"{"bundle_id": 7}"#), None);
+    }
+
+    #[test]
+    fn the_heartbeat_is_asked_for_unless_the_url_names_one() {
+        let uri = connection_uri("amqp://guest:secret@127.0.0.1:5672/%2f", 7).unwrap();
+        assert_eq!(uri.query.heartbeat, Some(7));
+        let uri = connection_uri("amqp://guest:secret@127.0.0.1:5672/%2f?heartbeat=3", 7).unwrap();
+        assert_eq!(uri.query.heartbeat, Some(3));
+        let error = connection_uri("amqp://guest:secret@[::1", 7).unwrap_err().to_string();
+        assert!(!error.contains("secret"), "{error}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::intake;
+use crate::metrics::{Metrics, VerdictLabels};
 use crate::store::Store;
 use crate::worker::{JobError, Pipeline, Processed, process_one};
 
@@ -94,11 +95,13 @@ pub async fn process_dirs(
 
 /// Watches `root` for new bundle directories until `stop` resolves,
 /// processing each once. Already-recorded bundles are skipped by the store.
+/// Recorded bundles and duplicates are counted in `metrics`.
 pub async fn watch(
     root: PathBuf,
     pipeline: Arc<Pipeline>,
     store: Arc<dyn Store>,
     concurrency: usize,
+    metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -122,7 +125,15 @@ pub async fn watch(
                         tracing::warn!(message = "Bundle rejected.", %reason);
                         seen.insert(o.dir);
                     }
-                    Ok(_) => {
+                    Ok(processed) => {
+                        match processed {
+                            Processed::Recorded { report, .. } => {
+                                metrics.bundles_processed.get_or_create(&VerdictLabels { procedure: report.procedure.clone(), verdict: report.verdict.as_str().to_owned() }).inc();
+                            }
+                            Processed::AlreadyRecorded { .. } => {
+                                metrics.bundles_duplicate.inc();
+                            }
+                        }
                         seen.insert(o.dir);
                     }
                 }

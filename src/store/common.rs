@@ -343,6 +343,12 @@ pub(crate) struct OutboxRow {
     created_at: DateTime<Utc>,
 }
 
+impl OutboxRow {
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+}
+
 impl From<OutboxRow> for OutboxEvent {
     fn from(row: OutboxRow) -> Self {
         OutboxEvent {

@@ -202,6 +202,24 @@ pub trait Store: ReviewStore + Send + Sync {
     async fn case_documents(&self, case_id: &str) -> Result<Vec<StoredDocument>, StoreError>;
     /// Recomputes the audit log's hash chain from the first entry.
     async fn verify_audit_chain(&self) -> Result<AuditCheck, StoreError>;
+    /// Claims up to `limit` unpublished outbox events for `relay` until
+    /// `lease` from now and returns them oldest first. Events with a claim
+    /// whose lease has not run out are skipped — by every relay, the holder
+    /// included, so events that cannot be routed yet do not block the ones
+    /// behind them (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent relays
+    /// do not publish the same event in the normal case). Every claim expires,
+    /// so an event whose relay died is published later. `relay` is recorded
+    /// for diagnosis only.
+    async fn claim_events(&self, relay: &str, limit: i64, lease: std::time::Duration) -> Result<Vec<OutboxEvent>, StoreError>;
+    /// How many outbox events are not yet published (for metrics; it is also
+    /// the readiness probe's query).
+    async fn outbox_backlog(&self) -> Result<i64, StoreError>;
+    /// Notes that processing of a queue message starts (`message_key`: the
+    /// SHA-256 of its body) and returns how many earlier starts of it never
+    /// finished — the worker died meanwhile.
+    async fn begin_attempt(&self, message_key: &str) -> Result<u32, StoreError>;
+    /// Notes that processing of a message finished, whatever the outcome.
+    async fn end_attempt(&self, message_key: &str) -> Result<(), StoreError>;
     /// Outbox events not yet published, oldest first, at most `limit`.
     /// `record_bundle` writes `bundle.checked` and `draft.ready`.
     async fn pending_events(&self, limit: i64) -> Result<Vec<OutboxEvent>, StoreError>;

@@ -364,6 +364,60 @@ impl Store for PostgresStore {
         Ok(verifier.finish(last_id, &last_hash))
     }
 
+    async fn claim_events(&self, relay: &str, limit: i64, lease: Duration) -> Result<Vec<OutboxEvent>, StoreError> {
+        // The database's clock, not the worker's: relays on several hosts
+        // must agree on when a lease has run out.
+        let mut rows: Vec<OutboxRow> = sqlx::query_as(
+            "UPDATE outbox o
+                SET claimed_by = $1, claimed_until = now() + make_interval(secs => $2)
+               FROM (SELECT id FROM outbox
+                      WHERE published_at IS NULL
+                        AND (claimed_until IS NULL OR claimed_until < now())
+                      ORDER BY id LIMIT $3
+                      FOR UPDATE SKIP LOCKED) c
+              WHERE o.id = c.id
+          RETURNING o.id, o.event_id, o.event_type, o.payload, o.created_at",
+        )
+        .bind(relay)
+        .bind(lease.as_secs_f64())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.sort_by_key(OutboxRow::id);
+        Ok(rows.into_iter().map(OutboxEvent::from).collect())
+    }
+
+    async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn begin_attempt(&self, message_key: &str) -> Result<u32, StoreError> {
+        let started: i32 = sqlx::query_scalar(
+            "INSERT INTO delivery_attempts (message_key, started, updated_at) VALUES ($1, 1, now())
+             ON CONFLICT (message_key) DO UPDATE
+                SET started = delivery_attempts.started + 1, updated_at = now()
+          RETURNING started",
+        )
+        .bind(message_key)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(u32::try_from(started - 1).unwrap_or(0))
+    }
+
+    async fn end_attempt(&self, message_key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM delivery_attempts WHERE message_key = $1")
+            .bind(message_key)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn pending_events(&self, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id, event_id, event_type, payload, created_at

@@ -148,6 +148,9 @@ pub struct QueueQuery {
     pub received_before: Option<DateTime<Utc>>,
     /// Only cases received at most this long ago.
     pub received_after: Option<DateTime<Utc>>,
+    /// A case id, bundle id, or part of a name or address in the manifest
+    /// (case-insensitive), as a caseworker searches for an applicant.
+    pub search: Option<String>,
     pub sort: QueueSort,
     pub descending: bool,
     pub limit: i64,
@@ -163,6 +166,7 @@ impl Default for QueueQuery {
             assignee: AssigneeFilter::Anyone,
             received_before: None,
             received_after: None,
+            search: None,
             sort: QueueSort::Received,
             descending: false,
             limit: 50,
@@ -185,6 +189,9 @@ pub struct QueueRow {
     pub draft_id: Option<i64>,
     pub draft_version: Option<i64>,
     pub draft_kind: Option<String>,
+    /// The applicant's name from the newest bundle (read after the page).
+    #[sqlx(skip)]
+    pub applicant: Option<String>,
 }
 
 /// A page of the review queue with the number of all matching cases.
@@ -624,7 +631,26 @@ fn queue_filter(scope: Scope<'_>, q: &QueueQuery) -> (String, Vec<QueueParam>) {
     if let Some(t) = q.received_after {
         conditions.push(format!("c.received_at >= {}", next(QueueParam::Time(t), &mut params)));
     }
+    if let Some(term) = q.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let exact = next(QueueParam::Text(term.to_string()), &mut params);
+        // LIKE wildcards in the term are literal; the manifest is searched
+        // as text, which covers names and addresses in every procedure.
+        let escaped: String = term.to_lowercase().chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
+        let like = next(QueueParam::Text(format!("%{escaped}%")), &mut params);
+        conditions.push(format!(
+            "(c.case_id = {exact} OR EXISTS (SELECT 1 FROM bundles s WHERE s.case_id = c.case_id
+                AND (s.bundle_id = {exact} OR LOWER(CAST(s.manifest AS TEXT)) LIKE {like} ESCAPE '\\')))"
+        ));
+    }
     (format!("WHERE {}", conditions.join(" AND ")), params)
+}
+
+/// "Given Family" from a stored manifest's applicant, control characters removed.
+fn applicant_name(manifest: &Value) -> Option<String> {
+    let a = manifest.get("applicant")?;
+    let part = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let name = crate::domain::draft::clean(&format!("{} {}", part("given_name"), part("family_name")));
+    (!name.is_empty()).then_some(name)
 }
 
 /// The audit detail of a decision: ids, versions and hashes, no personal data.
@@ -662,6 +688,14 @@ macro_rules! review_store {
                 .execute(&mut *conn)
                 .await?;
                 Ok(())
+            }
+
+            /// The draft of a case waiting for review, if any.
+            async fn pending_draft_id(conn: &mut $conn, case_id: &str) -> Result<Option<i64>, sqlx::Error> {
+                sqlx::query_scalar("SELECT draft_id FROM drafts WHERE case_id = $1 AND status = 'pending_review'")
+                    .bind(case_id)
+                    .fetch_optional(&mut *conn)
+                    .await
             }
 
             /// Writes an outbox event in the caller's transaction.
@@ -876,8 +910,24 @@ macro_rules! review_store {
                         QueueParam::Time(at) => (rows_query.bind($ts(*at)), count_query.bind($ts(*at))),
                     };
                 }
-                let rows = rows_query.bind(q.limit).bind(q.offset).fetch_all(&self.pool).await.map_err($map_err)?;
+                let mut rows = rows_query.bind(q.limit).bind(q.offset).fetch_all(&self.pool).await.map_err($map_err)?;
                 let total = count_query.fetch_one(&self.pool).await.map_err($map_err)?;
+                if !rows.is_empty() {
+                    // The applicants' names: one query for the whole page.
+                    let marks: Vec<String> = (1..=rows.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "SELECT case_id, manifest FROM bundles WHERE case_id IN ({}) ORDER BY received_at, recorded_at, bundle_id",
+                        marks.join(", ")
+                    );
+                    let mut names = sqlx::query_as::<_, (String, Value)>(sqlx::AssertSqlSafe(sql));
+                    for r in &rows {
+                        names = names.bind(r.case_id.clone());
+                    }
+                    let manifests = names.fetch_all(&self.pool).await.map_err($map_err)?;
+                    for r in &mut rows {
+                        r.applicant = manifests.iter().rev().find(|(c, _)| *c == r.case_id).and_then(|(_, m)| applicant_name(m));
+                    }
+                }
                 Ok(QueuePage { rows, total })
             }
 
@@ -1045,12 +1095,7 @@ macro_rules! review_store {
                 .await
                 .map_err($map_err)?;
                 let Some((bundle_id, old_version)) = replaced else {
-                    let current: Option<i64> =
-                        sqlx::query_scalar("SELECT draft_id FROM drafts WHERE case_id = $1 AND status = 'pending_review'")
-                            .bind(&v.case_id)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err($map_err)?;
+                    let current = Self::pending_draft_id(&mut tx, &v.case_id).await.map_err($map_err)?;
                     return Ok(DecisionOutcome::Stale { current_draft_id: current });
                 };
                 let now = super::common::now();
@@ -1177,15 +1222,7 @@ macro_rules! review_store {
                         .map_err($map_err)?;
                     return Ok(match status.as_deref() {
                         Some("approved") | Some("rejected") => DecisionOutcome::AlreadyDecided { status: status.unwrap_or_default() },
-                        _ => {
-                            let current: Option<i64> =
-                                sqlx::query_scalar("SELECT draft_id FROM drafts WHERE case_id = $1 AND status = 'pending_review'")
-                                    .bind(case_id)
-                                    .fetch_optional(&mut *tx)
-                                    .await
-                                    .map_err($map_err)?;
-                            DecisionOutcome::Stale { current_draft_id: current }
-                        }
+                        _ => DecisionOutcome::Stale { current_draft_id: Self::pending_draft_id(&mut tx, case_id).await.map_err($map_err)? },
                     });
                 };
                 // Dropping the transaction undoes the update above.

@@ -367,6 +367,62 @@ impl Store for SqliteStore {
         Ok(verifier.finish(last_id, &last_hash))
     }
 
+    async fn claim_events(&self, relay: &str, limit: i64, lease: Duration) -> Result<Vec<OutboxEvent>, StoreError> {
+        // One statement under SQLite's single write lock: two relays cannot
+        // claim the same row. Timestamps are fixed-width text, so they compare
+        // as strings.
+        let now = common::now();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let mut rows: Vec<OutboxRow> = sqlx::query_as(
+            "UPDATE outbox SET claimed_by = $1, claimed_until = $2
+              WHERE id IN (SELECT id FROM outbox
+                            WHERE published_at IS NULL
+                              AND (claimed_until IS NULL OR claimed_until < $3)
+                            ORDER BY id LIMIT $4)
+          RETURNING id, event_id, event_type, payload, created_at",
+        )
+        .bind(relay)
+        .bind(ts(until))
+        .bind(ts(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.sort_by_key(OutboxRow::id);
+        Ok(rows.into_iter().map(OutboxEvent::from).collect())
+    }
+
+    async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn begin_attempt(&self, message_key: &str) -> Result<u32, StoreError> {
+        let started: i64 = sqlx::query_scalar(
+            "INSERT INTO delivery_attempts (message_key, started, updated_at) VALUES ($1, 1, $2)
+             ON CONFLICT (message_key) DO UPDATE
+                SET started = delivery_attempts.started + 1, updated_at = excluded.updated_at
+          RETURNING started",
+        )
+        .bind(message_key)
+        .bind(ts(common::now()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(u32::try_from(started - 1).unwrap_or(0))
+    }
+
+    async fn end_attempt(&self, message_key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM delivery_attempts WHERE message_key = $1")
+            .bind(message_key)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn pending_events(&self, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id, event_id, event_type, payload, created_at

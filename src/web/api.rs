@@ -47,6 +47,7 @@ pub async fn list_cases(State(state): State<Arc<AppState>>, ApiUser(session): Ap
         "offset": query.offset,
         "cases": page.rows.iter().map(|r| json!({
             "case_id": r.case_id,
+            "applicant": r.applicant,
             "procedure": r.procedure,
             "tenant": r.tenant,
             "verdict": r.verdict,

@@ -1,6 +1,7 @@
 //! The review server (`nachweis serve`): server-rendered German pages for
-//! caseworkers, auditors and admins (procedure schemas under `/verwaltung`), the JSON API with its OpenAPI document, and the
-//! middleware every response passes (security headers, server timing).
+//! caseworkers, auditors and admins (procedure schemas under `/verwaltung`),
+//! the JSON API with its OpenAPI document, and the middleware every
+//! response passes (security headers, server timing).
 //!
 //! `app(state)` builds the router; handlers live in `pages`, `api` and
 //! `auth` and call the review service (`crate::review`) for every action.
@@ -63,6 +64,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/faelle/{case_id}/ablehnung", post(pages::reject))
         .route("/faelle/{case_id}/abschluss", post(pages::close))
         .route("/faelle/{case_id}/schreiben/{file}", get(pages::letter))
+        .route("/faelle/{case_id}/vorschau/{file}", get(pages::preview))
         .route("/faelle/{case_id}/dokumente/{index}/seiten/{file}", get(pages::page_image))
         .route("/faelle/{case_id}/protokoll", get(pages::case_audit))
         .route("/faelle/{case_id}/protokoll.jsonl", get(pages::case_audit_export))
@@ -130,6 +132,23 @@ async fn security_headers(request: Request, next: Next, secure: bool) -> Respons
         h.insert("server-timing", v);
     }
     response
+}
+
+/// Counts every routed request in `metrics` by its route template (never
+/// the path itself: case ids are not metric labels), method and status.
+/// Applied with `Router::route_layer`, after routing, so the template is known.
+pub fn with_request_metrics(router: Router, metrics: Arc<crate::metrics::Metrics>) -> Router {
+    router.route_layer(middleware::from_fn(move |request: Request, next: Next| {
+        let metrics = Arc::clone(&metrics);
+        async move {
+            let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+            let method = request.method().as_str().to_owned();
+            let started = std::time::Instant::now();
+            let response = next.run(request).await;
+            metrics.http_request(&route, &method, response.status().as_u16(), started.elapsed());
+            response
+        }
+    }))
 }
 
 /// Percent-encodes a value for a URL query or path segment.

@@ -189,6 +189,9 @@ pub struct QueueParams {
     pub richtung: String,
     #[serde(default)]
     pub seite: String,
+    /// Case id, bundle id or part of the applicant's name or address.
+    #[serde(default)]
+    pub suche: String,
 }
 
 pub const PAGE_SIZE: i64 = 50;
@@ -211,6 +214,7 @@ impl QueueParams {
             },
             received_before: self.aelter_als.parse::<i64>().ok().filter(|d| *d > 0 && *d < 36_500).map(|d| Utc::now() - Duration::days(d)),
             received_after: None,
+            search: Some(self.suche.trim().chars().take(100).collect::<String>()).filter(|s| !s.is_empty()),
             sort: match self.sortierung.as_str() {
                 "aktualisiert" => QueueSort::Updated,
                 "verfahren" => QueueSort::Procedure,
@@ -244,6 +248,7 @@ impl QueueParams {
             ("sortierung", &p.sortierung),
             ("richtung", &p.richtung),
             ("seite", &p.seite),
+            ("suche", &p.suche),
         ];
         let q: Vec<String> = pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={}", super::urlencode(v))).collect();
         format!("/faelle?{}", q.join("&"))
@@ -253,6 +258,7 @@ impl QueueParams {
 #[derive(Serialize)]
 struct QueueLine {
     case_id: String,
+    applicant: String,
     procedure: String,
     verdict: String,
     verdict_label: &'static str,
@@ -283,6 +289,7 @@ pub async fn queue(State(state): State<Arc<AppState>>, Signed(session): Signed, 
         .iter()
         .map(|r| QueueLine {
             case_id: r.case_id.clone(),
+            applicant: r.applicant.clone().unwrap_or_default(),
             procedure: procedure_title(&state, &r.procedure),
             verdict: r.verdict.clone(),
             verdict_label: labels::verdict(&r.verdict),
@@ -438,7 +445,10 @@ async fn case_page(
                 .iter()
                 .map(|f| RequirementLine {
                     label: f.label.clone(),
-                    child: f.child.map(|c| children.get(c).cloned().unwrap_or_else(|| format!("Kind {}", c + 1))),
+                    child: match (&f.list, f.person) {
+                        (Some(list), Some(i)) => Some(person_of(manifests.last(), list, i)),
+                        _ => f.child.map(|c| children.get(c).cloned().unwrap_or_else(|| format!("Kind {}", c + 1))),
+                    },
                     verdict: verdict_id(f.verdict).to_string(),
                     verdict_label: labels::requirement(verdict_id(f.verdict)),
                     reason: f.reason.clone(),
@@ -534,6 +544,19 @@ fn verdict_id(v: RequirementVerdict) -> &'static str {
         RequirementVerdict::Uncertain => "uncertain",
         RequirementVerdict::NotApplicable => "not_applicable",
     }
+}
+
+/// The name of person `index` of the manifest list `persons.<list>` (for
+/// per-person requirements such as each household member's income).
+fn person_of(manifest: Option<&Value>, list: &str, index: usize) -> String {
+    manifest
+        .and_then(|m| m.get("persons")?.get(list)?.get(index))
+        .map(|p| {
+            let part = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            crate::domain::draft::clean(&format!("{} {}", part("given_name"), part("family_name")))
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("Person {}", index + 1))
 }
 
 /// The children's names for per-child requirements, from the newest
@@ -784,6 +807,19 @@ pub async fn letter(State(state): State<Arc<AppState>>, Signed(session): Signed,
     let draft_id: i64 = file.strip_suffix(".pdf").and_then(|n| n.parse().ok()).ok_or(ReviewError::NotFound)?;
     let pdf = state.store.letter_pdf(state.review.scope(&session.user), &case_id, draft_id).await?.ok_or(ReviewError::NotFound)?;
     Ok(pdf_response(pdf, &format!("Nachforderung-{case_id}-{draft_id}.pdf")))
+}
+
+/// The current text of a letter draft as PDF, before approval (inline,
+/// so the browser shows it).
+pub async fn preview(State(state): State<Arc<AppState>>, Signed(session): Signed, Path((case_id, file)): Path<(String, String)>) -> Result<Response, PageError> {
+    require_role(&session, &[Role::Caseworker, Role::Auditor, Role::Admin])?;
+    let draft_id: i64 = file.strip_suffix(".pdf").and_then(|n| n.parse().ok()).ok_or(ReviewError::NotFound)?;
+    let pdf = state.review.preview(&session.user, &case_id, draft_id).await?;
+    let mut response = pdf_response(pdf, &format!("Entwurf-{case_id}-{draft_id}.pdf"));
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"Entwurf-{case_id}-{draft_id}.pdf\"")) {
+        response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
 }
 
 pub fn pdf_response(pdf: Vec<u8>, filename: &str) -> Response {

@@ -99,3 +99,21 @@ async fn eight_approvals_of_one_draft_at_once_release_one_letter_and_one_event()
     assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE event_type = 'letter.approved'").await, 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'draft_approved'").await, 1);
 }
+
+#[tokio::test]
+async fn request_metrics_count_route_templates_never_case_ids() {
+    let app = spawn_app().await;
+    let case = app.seed("uvg-19-verschluesselt-leer-kaputt").await;
+    let anna = app.caseworker("anna").await;
+    let metrics = std::sync::Arc::new(nachweis::metrics::Metrics::new());
+    let router = nachweis::web::with_request_metrics(app.router.clone(), metrics.clone());
+    use tower::ServiceExt as _;
+    for path in [format!("/faelle/{case}"), format!("/faelle/{case}"), "/faelle/case-gibt-es-nicht".to_string()] {
+        let req = axum::http::Request::builder().uri(path).header("cookie", anna.cookie.clone()).body(axum::body::Body::empty()).unwrap();
+        router.clone().oneshot(req).await.unwrap();
+    }
+    let text = metrics.encode();
+    assert!(text.contains(r#"nachweis_http_requests_total{route="/faelle/{case_id}",method="GET",status="2xx"} 2"#), "{text}");
+    assert!(text.contains(r#"nachweis_http_requests_total{route="/faelle/{case_id}",method="GET",status="4xx"} 1"#), "{text}");
+    assert!(!text.contains(&case) && !text.contains("gibt-es-nicht"), "no ids in labels");
+}

@@ -60,6 +60,11 @@ async fn a_caseworker_claims_corrects_edits_and_approves_the_letter_exactly_once
                 .await
         }
     };
+    // The preview renders the stored version and changes nothing.
+    let preview = app.get(&format!("/faelle/{case}/vorschau/{second}.pdf"), Some(&anna.cookie)).await;
+    assert_eq!(preview.status, StatusCode::OK);
+    assert!(pdf_text(&preview.body).contains("Vaterschaft"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM letters").await, 0);
     let approved = approve(second, edited.clone()).await;
     assert_eq!(approved.location(), Some(format!("/faelle/{case}?ok=freigegeben")), "{}", approved.text());
     // A double click sends the same form again: nothing more happens.
@@ -173,6 +178,9 @@ async fn the_queue_filters_sorts_and_shows_only_open_cases_by_default() {
     assert!(sorted.contains("aria-sort=\"descending\""), "{sorted}");
     let old = app.get("/faelle?aelter_als=36000", Some(&anna.cookie)).await.text();
     assert!(old.contains("Keine Fälle"));
+    let found = app.get(&format!("/faelle?suche={}", crate::helpers::urlencode("krämer")), Some(&anna.cookie)).await.text();
+    assert!(found.contains(&incomplete) && !found.contains(&complete), "{found}");
+    assert!(found.contains("Kerstin Krämer"), "the applicant's name is in the queue");
 }
 
 #[tokio::test]
