@@ -10,6 +10,9 @@ use nachweis::extract::{DocumentFile, Extractor, Limits, PageRenderer, RenderErr
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[path = "support/corpus.rs"]
+mod support;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -215,7 +218,7 @@ fn a_render_that_outlasts_its_budget_is_stopped_as_a_timeout() {
 
 #[test]
 fn hostile_pdfs_from_the_shared_corpus_give_typed_errors_never_a_crash_or_hang() {
-    let corpus = root().join("../shared/corpus/pdf_robustness");
+    let corpus = support::corpus_dir().join("pdf_robustness");
     let manifest = std::fs::read_to_string(corpus.join("MANIFEST.tsv")).expect("corpus MANIFEST.tsv");
     // (file, category, whether poppler opened it as encrypted with an empty password)
     let rows: Vec<(String, String, bool)> = manifest

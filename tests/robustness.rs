@@ -12,8 +12,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[path = "support/corpus.rs"]
+mod support;
+
 fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+    support::corpus_dir()
 }
 
 fn sandbox(limits: Limits) -> SandboxExtractor {
