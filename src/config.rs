@@ -6,7 +6,7 @@
 //! the broker and `schemas/` happens in `startup`.
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::domain::draft::Letterhead;
 
@@ -84,6 +84,19 @@ pub struct Settings {
     pub schema_reload_secs: u64,
 }
 
+/// `schemas/` in the working directory, as in a checkout or the Docker image's
+/// configured path; when the working directory has none, the `schemas/` of the
+/// checkout the binary was built from, so that `target/debug/nachweis check …`
+/// works from anywhere on the machine that built it.
+fn default_schemas_dir() -> PathBuf {
+    let here = PathBuf::from("schemas");
+    if here.join("document_types.toml").is_file() {
+        return here;
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    if built_from.join("document_types.toml").is_file() { built_from } else { here }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -92,7 +105,7 @@ impl Default for Settings {
             intake_dir: PathBuf::from("var/intake"),
             concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             http_addr: "127.0.0.1:8080".into(),
-            schemas_dir: PathBuf::from("schemas"),
+            schemas_dir: default_schemas_dir(),
             drafts_dir: PathBuf::from("var/drafts"),
             log_format: "text".into(),
             letterhead: Letterhead::default(),

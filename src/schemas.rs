@@ -28,8 +28,10 @@ pub enum SchemaAdminError {
     /// The schema texts are invalid; every error (and warning) found.
     #[error("ungültiges Schema:\n  {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "))]
     Invalid(Vec<SchemaError>),
-    #[error("{path}: kann nicht gelesen werden: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    // `error`, not `source`: the io error is part of this message, and as a
+    // `source` it would be printed a second time by the error chain.
+    #[error("{path}: kann nicht gelesen werden: {error} (Schema-Ordner: NACHWEIS_SCHEMAS_DIR oder schemas_dir in der Konfiguration)")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The operation makes no sense as asked (German, for the admin).
@@ -91,14 +93,14 @@ pub struct SchemaSources {
 }
 
 fn read(path: &Path) -> Result<SourceFile, SchemaAdminError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SchemaAdminError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|error| SchemaAdminError::Read { path: path.to_path_buf(), error })?;
     Ok(SourceFile { origin: path.display().to_string(), text })
 }
 
 fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, SchemaAdminError> {
     let mut out = Vec::new();
     if dir.is_dir() {
-        let entries = std::fs::read_dir(dir).map_err(|source| SchemaAdminError::Read { path: dir.to_path_buf(), source })?;
+        let entries = std::fs::read_dir(dir).map_err(|error| SchemaAdminError::Read { path: dir.to_path_buf(), error })?;
         for e in entries.flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "toml") {
@@ -123,7 +125,7 @@ impl SchemaSources {
         let mut overlays = Vec::new();
         let root = dir.join("overlays");
         if root.is_dir() {
-            let entries = std::fs::read_dir(&root).map_err(|source| SchemaAdminError::Read { path: root.clone(), source })?;
+            let entries = std::fs::read_dir(&root).map_err(|error| SchemaAdminError::Read { path: root.clone(), error })?;
             let mut tenants: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
             tenants.sort();
             for t in tenants {

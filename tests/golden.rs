@@ -137,6 +137,25 @@ fn check_json_follows_the_output_contract() {
 }
 
 #[test]
+fn check_works_from_any_working_directory() {
+    // An operator runs the built binary from wherever they are; the shipped
+    // schemas are found without a `schemas/` in the working directory.
+    let dir = bundles().into_iter().next().expect("a fixture bundle");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nachweis"))
+        .args(["check", "--json"])
+        .arg(&dir)
+        .current_dir(elsewhere.path())
+        .env_remove("NACHWEIS_SCHEMAS_DIR")
+        .env_remove("NACHWEIS_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert!(v["verdict"].is_string());
+}
+
+#[test]
 fn an_unusable_bundle_exits_with_2_and_names_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     let cases: &[(&str, &str)] = &[
