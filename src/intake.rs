@@ -174,7 +174,7 @@ pub fn read_bundle_dir(dir: &Path) -> Result<IntakeBundle, IntakeError> {
 /// relative to `root`; inline documents are written to a scratch directory.
 pub fn from_manifest_bytes(bytes: &[u8], root: &Path) -> Result<IntakeBundle, IntakeError> {
     let manifest = Manifest::parse(bytes)?;
-    let mut raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ManifestError::NotJson(e.to_string()))?;
+    let mut raw: serde_json::Value = serde_json::from_slice(crate::domain::bundle::without_bom(bytes)).map_err(|e| ManifestError::NotJson(e.to_string()))?;
     // Inline bytes are stored as documents, not inside the stored manifest.
     if let Some(docs) = raw.get_mut("documents").and_then(|d| d.as_array_mut()) {
         for d in docs {

@@ -154,6 +154,12 @@ fn opt_str(obj: &serde_json::Map<String, Value>, prefix: &str, key: &str) -> Res
     }
 }
 
+/// The manifest's bytes without a leading UTF-8 byte order mark: editors and
+/// intake systems on Windows write one, and JSON parsers refuse it.
+pub fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 fn as_object<'a>(v: &'a Value, field: &str) -> Result<&'a serde_json::Map<String, Value>, ManifestError> {
     v.as_object().ok_or_else(|| malformed(field, "must be an object"))
 }
@@ -161,7 +167,7 @@ fn as_object<'a>(v: &'a Value, field: &str) -> Result<&'a serde_json::Map<String
 impl Manifest {
     /// Parses and validates a manifest. Unknown fields are ignored (DESIGN §2).
     pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| ManifestError::NotJson(e.to_string()))?;
+        let value: Value = serde_json::from_slice(without_bom(bytes)).map_err(|e| ManifestError::NotJson(e.to_string()))?;
         Self::from_value(&value)
     }
 
@@ -389,6 +395,17 @@ mod tests {
         let m = Manifest::from_value(&minimal()).unwrap();
         assert_eq!(m.bundle_id, "b-1");
         assert_eq!(m.children.len(), 1);
+    }
+
+    #[test]
+    fn a_manifest_with_a_utf8_byte_order_mark_parses() {
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(serde_json::to_vec(&minimal()).unwrap());
+        assert_eq!(Manifest::parse(&bytes).unwrap().bundle_id, "b-1");
+        // Only a leading one: a BOM elsewhere is still not JSON.
+        let mut inner = serde_json::to_vec(&minimal()).unwrap();
+        inner.splice(1..1, b"\xEF\xBB\xBF".iter().copied());
+        assert!(matches!(Manifest::parse(&inner), Err(ManifestError::NotJson(_))));
     }
 
     #[test]
