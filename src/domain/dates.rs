@@ -49,6 +49,9 @@ static NUMERIC: LazyLock<Regex> = LazyLock::new(|| {
     // dd.mm.yyyy, dd.mm.yy, dd/mm/yyyy, with the stray spaces OCR inserts.
     Regex::new(r"(?x)\b(\d{1,2})\s?[./]\s?(\d{1,2})\s?[./]\s?(\d{4}|\d{2})\b").unwrap()
 });
+// dd-mm-yyyy as some generated letters print it; only with a four-digit year,
+// so that reference numbers such as "12-05-17" stay numbers.
+static DASHED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{1,2})-(\d{1,2})-(\d{4})\b").unwrap());
 static ISO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{4})-(\d{2})-(\d{2})\b").unwrap());
 static WORDED: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(\d{1,2})\.?\s*([A-Za-zÄÖÜäöü]{3,9})\.?\s+(\d{4})\b").unwrap()
@@ -89,7 +92,16 @@ fn role_from_context(before: &str) -> DateRole {
     const ISSUED: &[&str] = &[
         "datum", "ausgestellt", "ausstellungsdatum", "erstellt", "erstellungsdatum", "druckdatum", "gedruckt",
         "den", "bescheiddatum", "ausfertigung", "beglaubigt", "stand", "abrechnungsdatum", "unterschrieben",
-        "unterzeichnet", "bescheinigt", "issue", "issued",
+        "unterzeichnet", "bescheinigt", "issue", "issued", "ausstellung", "ausstellungstag", "ausgabedatum",
+        "ausfertigungsdatum", "ausgefertigt", "bescheinigungsdatum", "belegdatum", "briefdatum", "dokumentdatum",
+        "erlassen",
+    ];
+    // "Bescheid vom 14.10.2026", "Beschluss vom …": `vom` after the name of
+    // a document dates that document (elsewhere it starts a period).
+    const DOCUMENT_NOUNS: &[&str] = &[
+        "bescheid", "bescheides", "bescheids", "bescheinigung", "beschluss", "beschlusses", "urteil", "urteils",
+        "urkunde", "vertrag", "vertrages", "vertrags", "erklaerung", "mitteilung", "bestaetigung", "nachweis",
+        "auszug", "vereinbarung", "verfuegung",
     ];
     const PERIOD_END: &[&str] = &["bis", "zum", "ende", "einschliesslich"];
     const PERIOD: &[&str] = &[
@@ -101,6 +113,9 @@ fn role_from_context(before: &str) -> DateRole {
         let near = i < 2;
         if OTHER.contains(w) && (near || *w != "seit") {
             return DateRole::Other;
+        }
+        if i == 0 && *w == "vom" && tail.get(1).is_some_and(|n| DOCUMENT_NOUNS.iter().any(|d| n.ends_with(d))) {
+            return DateRole::Issued;
         }
         if near && PERIOD_END.contains(w) {
             return DateRole::PeriodEnd;
@@ -152,6 +167,14 @@ pub fn find_dates(text: &str) -> Vec<FoundDate> {
     for c in NUMERIC.captures_iter(text) {
         let (d, m, y) = (c[1].parse().ok(), c[2].parse().ok(), year4(&c[3]));
         if let (Some(d), Some(m), Some(y)) = (d, m, y)
+            && let Some(date) = NaiveDate::from_ymd_opt(y, m, d)
+        {
+            let whole = c.get(0).unwrap();
+            spans.push((whole.start(), whole.end(), date));
+        }
+    }
+    for c in DASHED.captures_iter(text) {
+        if let (Ok(d), Ok(m), Some(y)) = (c[1].parse(), c[2].parse(), year4(&c[3]))
             && let Some(date) = NaiveDate::from_ymd_opt(y, m, d)
         {
             let whole = c.get(0).unwrap();
@@ -283,6 +306,21 @@ mod tests {
         assert_eq!(document_date(&text, d("2026-11-20")), Some(d("2026-11-05")));
         let text = format!("{}Straße, den 05.11.2026", "ä".repeat(50));
         assert_eq!(document_date(&text, d("2026-11-20")), Some(d("2026-11-05")));
+    }
+
+    #[test]
+    fn a_document_named_before_vom_is_dated_by_it_a_period_is_not() {
+        assert_eq!(document_date("Wohngeldbescheid vom 14.10.2026\nBewilligungszeitraum vom 01.11.2026", d("2026-11-20")), Some(d("2026-10-14")));
+        assert_eq!(document_date("Beschluss vom 3. März 2025", d("2026-11-20")), Some(d("2025-03-03")));
+        // Alone, `vom` opens a period whose start is not the document's date.
+        assert_eq!(document_date("Leistungen vom 01.10.2026", d("2026-11-20")), None);
+    }
+
+    #[test]
+    fn labels_naming_the_issue_and_dashed_dates_are_read() {
+        assert_eq!(document_date("Datum der Ausstellung: 12.10.2026\nSeite 1", d("2026-11-20")), Some(d("2026-10-12")));
+        assert_eq!(document_date("Erstellt am 05-11-2026", d("2026-11-20")), Some(d("2026-11-05")));
+        assert_eq!(document_date("Az. 12-05-17 Kontakt", d("2026-11-20")), None);
     }
 
     #[test]
