@@ -217,7 +217,12 @@ async fn main() {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
             let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
             run("PostgreSQL", &format!("{base}/{name}"), &t).await;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&pool).await.unwrap();
+            if std::env::var_os("NACHWEIS_BENCH_KEEP").is_some() {
+                // For EXPLAIN ANALYZE on the seeded cases afterwards.
+                println!("kept database {name}");
+            } else {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&pool).await.unwrap();
+            }
         }
         Err(e) => println!("\nPostgreSQL at {admin} not reachable ({e}); only SQLite measured. Start it as the README's test command does."),
     }

@@ -890,14 +890,18 @@ macro_rules! review_store {
             async fn review_queue(&self, scope: Scope<'_>, q: &QueueQuery) -> Result<QueuePage, StoreError> {
                 let (filter, params) = queue_filter(scope, q);
                 let n = params.len();
+                // The page is cut from `cases` first and only its rows are
+                // joined with their pending draft (at most one per case, a
+                // unique index): joining first made PostgreSQL hash-join every
+                // pending draft of the store (28 ms against 5 ms with 10 000).
+                let order = order_by(q);
                 let select = format!(
                     "SELECT c.case_id, c.procedure, c.tenant, c.verdict, c.review_status, c.assignee,
                             c.received_at, c.updated_at,
                             d.draft_id, d.version AS draft_version, d.kind AS draft_kind
-                       FROM cases c
+                       FROM (SELECT * FROM cases c {filter} {order} LIMIT ${} OFFSET ${}) c
                        LEFT JOIN drafts d ON d.case_id = c.case_id AND d.status = 'pending_review'
-                      {filter} {} LIMIT ${} OFFSET ${}",
-                    order_by(q),
+                      {order}",
                     n + 1,
                     n + 2
                 );
