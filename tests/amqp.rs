@@ -51,7 +51,9 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+#[path = "support/postgres.rs"]
+mod pg;
+use pg::{DEFAULT_POSTGRES_URL, unique_suffix, with_database};
 const START_RABBITMQ: &str = "rabbitmq-server -detached";
 const START_POSTGRES: &str = "pg_ctlcluster --skip-systemctl-redirect 15 main start";
 /// How long a batch of bundles may take to go through before the checker
@@ -1207,11 +1209,21 @@ impl Publisher {
 
     async fn publish(&mut self, queue: &str, body: &[u8]) {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
+        let mut failures = 0u32;
         loop {
             match self.try_publish(queue, body).await {
-                Ok(()) => return,
+                Ok(()) => {
+                    if failures > 0 {
+                        eprintln!("publisher: published after {failures} failed attempts");
+                    }
+                    return;
+                }
                 Err(error) if Instant::now() < deadline => {
-                    eprintln!("publisher: {error}; retrying");
+                    // One line per outage, not one per attempt (5 a second).
+                    if failures == 0 {
+                        eprintln!("publisher: {error}; retrying");
+                    }
+                    failures += 1;
                     self.channel = None;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -1570,29 +1582,7 @@ async fn service_lock(lock: Lock) -> ServiceLock {
     .expect("lock task")
 }
 
-fn unique_suffix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let seed = format!("{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-    hex::encode(Sha256::digest(seed.as_bytes()))[..12].to_owned()
-}
 
-/// The admin URL with its database replaced by `name` (query kept).
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let host_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[host_start..].find('/') {
-        Some(slash) => &base[..host_start + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
-}
 
 fn log_of(worker: &Worker) -> String {
     std::fs::read_to_string(&worker.log).unwrap_or_default()

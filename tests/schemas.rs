@@ -8,10 +8,9 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use nachweis::config::Settings;
 use nachweis::domain::bundle::Manifest;
 use nachweis::domain::document::{ExtractedDocument, ExtractedPage, TextSource};
@@ -22,7 +21,9 @@ use nachweis::store::{self, BundleResult, NewDraft, SchemaRegistry, Store, Store
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+#[path = "support/postgres.rs"]
+mod pg;
+use pg::{DEFAULT_POSTGRES_URL, unique_database_name, with_database};
 
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
@@ -456,26 +457,4 @@ impl Backend {
     }
 }
 
-fn unique_database_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
-    let seed = format!("schemas-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(seed.as_bytes());
-    format!("nachweis_test_{}", &hex::encode(digest)[..16])
-}
 
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let host_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[host_start..].find('/') {
-        Some(slash) => &base[..host_start + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}

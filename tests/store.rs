@@ -8,7 +8,6 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -25,7 +24,9 @@ use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{PgPool, SqlitePool};
 use tokio::sync::Barrier;
 
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+#[path = "support/postgres.rs"]
+mod pg;
+use pg::{DEFAULT_POSTGRES_URL, unique_database_name, with_database};
 const START_POSTGRES: &str = "pg_ctlcluster --skip-systemctl-redirect 15 main start";
 
 // ---------------------------------------------------------------------------
@@ -1167,32 +1168,4 @@ impl TestDb {
     }
 }
 
-/// `nachweis_test_` plus a value unique to this process and moment.
-fn unique_database_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
-    let seed = format!(
-        "{}-{nanos}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(seed.as_bytes());
-    format!("nachweis_test_{}", &hex::encode(digest)[..16])
-}
 
-/// The admin URL with its database replaced by `name` (query kept).
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let host_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[host_start..].find('/') {
-        Some(slash) => &base[..host_start + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
-}
