@@ -244,7 +244,8 @@ async fn a_caseworker_reviews_corrects_edits_and_approves_a_letter_in_the_browse
         client.find(Locator::Id("benutzername")).await.map_err(cmd)?.send_keys("sachbearbeitung").await.map_err(cmd)?;
         client.find(Locator::Id("passwort")).await.map_err(cmd)?.send_keys(PASSWORD).await.map_err(cmd)?;
         client.find(Locator::Css("button[type=submit]")).await.map_err(cmd)?.click().await.map_err(cmd)?;
-        wait_for_text(&client, "h1", "Fallübersicht").await
+        wait_for_text(&client, "h1", "Fallübersicht").await?;
+        fits_width(&client, "the queue").await
     })
     .await;
 
@@ -433,12 +434,23 @@ async fn retype(client: &Client, id: &str, text: &str) -> Result<(), String> {
     field.send_keys(text).await.map_err(cmd)
 }
 
-/// The page fits the 1366 px window: no horizontal scrolling.
+/// The page fits the 1366 px window: no horizontal scrolling, neither of
+/// the page nor of a table inside its scroll wrapper.
 async fn fits_width(client: &Client, what: &str) -> Result<(), String> {
-    let v = client.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await.map_err(cmd)?;
-    let (scroll, inner) = (v[0].as_f64().unwrap_or(0.0), v[1].as_f64().unwrap_or(0.0));
+    let v = client
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth,
+                     Math.max(0, ...[...document.querySelectorAll('.table-scroll')].map(e => e.scrollWidth - e.clientWidth))];",
+            vec![],
+        )
+        .await
+        .map_err(cmd)?;
+    let (scroll, inner, table) = (v[0].as_f64().unwrap_or(0.0), v[1].as_f64().unwrap_or(0.0), v[2].as_f64().unwrap_or(0.0));
     if scroll > inner + 1.0 {
         return Err(format!("{what} scrolls sideways: {scroll} px wide in a {inner} px window"));
+    }
+    if table > 1.0 {
+        return Err(format!("a table of {what} scrolls sideways by {table} px"));
     }
     Ok(())
 }
