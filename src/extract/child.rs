@@ -116,7 +116,7 @@ pub(crate) fn read_bounded(path: &std::path::Path, max: u64) -> Result<Vec<u8>, 
 
 /// Reads the document, calling `started` once the page count is known.
 fn extract(args: &ChildArgs, started: &mut dyn FnMut(u32)) -> Result<Vec<ExtractedPage>, ExtractError> {
-    let bytes = read_bounded(&args.path, args.max_file_bytes)?;
+    let bytes = read_bounded(&args.path, args.limits.max_file_bytes)?;
     if bytes.is_empty() {
         return Err(ExtractError::Damaged("the file is empty".into()));
     }
@@ -149,7 +149,7 @@ fn extract_pdf(
     args: &ChildArgs,
     started: &mut dyn FnMut(u32),
 ) -> Result<Vec<ExtractedPage>, ExtractError> {
-    let source = PdfSource::open(bytes, args.max_total_pages, args.max_image_pixels)?;
+    let source = PdfSource::open(bytes, args.limits.max_total_pages, args.limits.max_image_pixels)?;
     started(source.page_count());
     let plans: Vec<PagePlan> = (1..=source.page_count()).map(|n| source.plan_page(n)).collect();
     let to_ocr: Vec<u32> = plans
@@ -158,15 +158,15 @@ fn extract_pdf(
         .filter(|(_, p)| matches!(p, PagePlan::Ocr(_)))
         .map(|(i, _)| i as u32 + 1)
         .collect();
-    if to_ocr.len() as u32 > args.max_pages {
+    if to_ocr.len() as u32 > args.limits.max_pages {
         return Err(ExtractError::TooLarge(format!(
             "{} pages need OCR; the limit is {}",
             to_ocr.len(),
-            args.max_pages
+            args.limits.max_pages
         )));
     }
     let mut ocr_results = ocr_in_parallel(args.threads, to_ocr.len(), |engine, i| {
-        let (image, dpi) = source.page_image(to_ocr[i], args.max_image_pixels)?;
+        let (image, dpi) = source.page_image(to_ocr[i], args.limits.max_image_pixels)?;
         recognize_unless_blank(engine, image, dpi)
     })
     .into_iter();
@@ -206,7 +206,7 @@ fn extract_image(
     args: &ChildArgs,
     started: &mut dyn FnMut(u32),
 ) -> Result<Vec<ExtractedPage>, ExtractError> {
-    let pages = raster::decode_pages(bytes, kind, args.max_image_pixels, args.max_pages)?;
+    let pages = raster::decode_pages(bytes, kind, args.limits.max_image_pixels, args.limits.max_pages)?;
     started(pages.len() as u32);
     let slots: Vec<Mutex<Option<RasterPage>>> = pages.into_iter().map(|p| Mutex::new(Some(p))).collect();
     let results = ocr_in_parallel(args.threads, slots.len(), |engine, i| {

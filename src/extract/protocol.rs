@@ -16,11 +16,54 @@ pub(crate) struct ChildArgs {
     pub media_type: String,
     /// Worker threads (one Tesseract instance each) for the pages of this document.
     pub threads: usize,
+    pub limits: ChildLimits,
+    pub path: PathBuf,
+}
+
+/// The limits both children (extraction and rendering) enforce on the
+/// document inside their sandbox, with the same flags on the command line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ChildLimits {
     pub max_pages: u32,
     pub max_total_pages: u32,
     pub max_image_pixels: u64,
     pub max_file_bytes: u64,
-    pub path: PathBuf,
+}
+
+impl Default for ChildLimits {
+    fn default() -> Self {
+        ChildLimits { max_pages: 100, max_total_pages: 1000, max_image_pixels: 60_000_000, max_file_bytes: 50_000_000 }
+    }
+}
+
+impl ChildLimits {
+    fn push_argv(&self, argv: &mut Vec<std::ffi::OsString>) {
+        for (flag, value) in [
+            ("--max-pages", self.max_pages.to_string()),
+            ("--max-total-pages", self.max_total_pages.to_string()),
+            ("--max-image-pixels", self.max_image_pixels.to_string()),
+            ("--max-file-bytes", self.max_file_bytes.to_string()),
+        ] {
+            argv.push(flag.into());
+            argv.push(value.into());
+        }
+    }
+
+    /// Takes `flag` if it is one of the limits (`Ok(true)`), reading its
+    /// value with `value`; `Ok(false)` for any other flag.
+    fn take(&mut self, flag: &str, value: &mut dyn FnMut() -> Result<String, String>) -> Result<bool, String> {
+        fn number<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
+            v.parse().map_err(|_| format!("bad {flag}"))
+        }
+        match flag {
+            "--max-pages" => self.max_pages = number(flag, value()?)?,
+            "--max-total-pages" => self.max_total_pages = number(flag, value()?)?,
+            "--max-image-pixels" => self.max_image_pixels = number(flag, value()?)?,
+            "--max-file-bytes" => self.max_file_bytes = number(flag, value()?)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 impl ChildArgs {
@@ -31,16 +74,9 @@ impl ChildArgs {
             self.media_type.clone().into(),
             "--threads".into(),
             self.threads.to_string().into(),
-            "--max-pages".into(),
-            self.max_pages.to_string().into(),
-            "--max-total-pages".into(),
-            self.max_total_pages.to_string().into(),
-            "--max-image-pixels".into(),
-            self.max_image_pixels.to_string().into(),
-            "--max-file-bytes".into(),
-            self.max_file_bytes.to_string().into(),
-            "--".into(),
         ];
+        self.limits.push_argv(&mut argv);
+        argv.push("--".into());
         argv.push(self.path.clone().into_os_string());
         argv
     }
@@ -49,27 +85,17 @@ impl ChildArgs {
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let mut media_type = None;
         let mut threads = 1usize;
-        let mut max_pages = 100u32;
-        let mut max_total_pages = 1000u32;
-        let mut max_image_pixels = 60_000_000u64;
-        let mut max_file_bytes = 50_000_000u64;
+        let mut limits = ChildLimits::default();
         let mut path = None;
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+            if limits.take(flag, &mut value)? {
+                continue;
+            }
             match flag.as_str() {
                 "--media-type" => media_type = Some(value()?),
                 "--threads" => threads = value()?.parse().map_err(|_| "bad --threads")?,
-                "--max-pages" => max_pages = value()?.parse().map_err(|_| "bad --max-pages")?,
-                "--max-total-pages" => {
-                    max_total_pages = value()?.parse().map_err(|_| "bad --max-total-pages")?
-                }
-                "--max-image-pixels" => {
-                    max_image_pixels = value()?.parse().map_err(|_| "bad --max-image-pixels")?
-                }
-                "--max-file-bytes" => {
-                    max_file_bytes = value()?.parse().map_err(|_| "bad --max-file-bytes")?
-                }
                 "--" => {
                     path = it.next().map(PathBuf::from);
                     break;
@@ -80,10 +106,7 @@ impl ChildArgs {
         Ok(ChildArgs {
             media_type: media_type.unwrap_or_default(),
             threads: threads.clamp(1, 64),
-            max_pages,
-            max_total_pages,
-            max_image_pixels,
-            max_file_bytes,
+            limits,
             path: path.ok_or("missing path after --")?,
         })
     }
@@ -113,10 +136,7 @@ pub(crate) struct RenderArgs {
     pub max_long_side: u32,
     /// Also read word boxes with Tesseract.
     pub words: bool,
-    pub max_pages: u32,
-    pub max_total_pages: u32,
-    pub max_image_pixels: u64,
-    pub max_file_bytes: u64,
+    pub limits: ChildLimits,
     pub path: PathBuf,
 }
 
@@ -132,16 +152,9 @@ impl RenderArgs {
             self.max_long_side.to_string().into(),
             "--words".into(),
             if self.words { "1" } else { "0" }.into(),
-            "--max-pages".into(),
-            self.max_pages.to_string().into(),
-            "--max-total-pages".into(),
-            self.max_total_pages.to_string().into(),
-            "--max-image-pixels".into(),
-            self.max_image_pixels.to_string().into(),
-            "--max-file-bytes".into(),
-            self.max_file_bytes.to_string().into(),
-            "--".into(),
         ];
+        self.limits.push_argv(&mut argv);
+        argv.push("--".into());
         argv.push(self.path.clone().into_os_string());
         argv
     }
@@ -153,25 +166,21 @@ impl RenderArgs {
             page: 1,
             max_long_side: 1600,
             words: false,
-            max_pages: 100,
-            max_total_pages: 1000,
-            max_image_pixels: 60_000_000,
-            max_file_bytes: 50_000_000,
+            limits: ChildLimits::default(),
             path: PathBuf::new(),
         };
         let mut path = None;
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+            if out.limits.take(flag, &mut value)? {
+                continue;
+            }
             match flag.as_str() {
                 "--media-type" => out.media_type = value()?,
                 "--page" => out.page = value()?.parse().map_err(|_| "bad --page")?,
                 "--max-long-side" => out.max_long_side = value()?.parse().map_err(|_| "bad --max-long-side")?,
                 "--words" => out.words = value()? == "1",
-                "--max-pages" => out.max_pages = value()?.parse().map_err(|_| "bad --max-pages")?,
-                "--max-total-pages" => out.max_total_pages = value()?.parse().map_err(|_| "bad --max-total-pages")?,
-                "--max-image-pixels" => out.max_image_pixels = value()?.parse().map_err(|_| "bad --max-image-pixels")?,
-                "--max-file-bytes" => out.max_file_bytes = value()?.parse().map_err(|_| "bad --max-file-bytes")?,
                 "--" => {
                     path = it.next().map(PathBuf::from);
                     break;
@@ -215,10 +224,7 @@ mod tests {
             page: 3,
             max_long_side: 1200,
             words: true,
-            max_pages: 7,
-            max_total_pages: 70,
-            max_image_pixels: 1234,
-            max_file_bytes: 99,
+            limits: ChildLimits { max_pages: 7, max_total_pages: 70, max_image_pixels: 1234, max_file_bytes: 99 },
             path: PathBuf::from("/tmp/x -- y.pdf"),
         };
         let argv: Vec<String> = args.to_argv().into_iter().map(|s| s.into_string().unwrap()).collect();
@@ -230,10 +236,7 @@ mod tests {
         let args = ChildArgs {
             media_type: "image/png".into(),
             threads: 3,
-            max_pages: 7,
-            max_total_pages: 70,
-            max_image_pixels: 1234,
-            max_file_bytes: 99,
+            limits: ChildLimits { max_pages: 7, max_total_pages: 70, max_image_pixels: 1234, max_file_bytes: 99 },
             path: PathBuf::from("/tmp/a file --with dashes.png"),
         };
         let argv: Vec<String> = args.to_argv().into_iter().map(|s| s.into_string().unwrap()).collect();

@@ -190,10 +190,7 @@ impl PageRenderer {
             page,
             max_long_side: self.max_long_side,
             words: with_words,
-            max_pages: self.limits.max_pages,
-            max_total_pages: self.limits.max_total_pages,
-            max_image_pixels: self.limits.max_image_pixels,
-            max_file_bytes: self.limits.max_file_bytes,
+            limits: self.limits.child_limits(),
             path: file.path().to_path_buf(),
         };
         let command = sandboxed_command(&self.program, "sandbox-render", args.to_argv(), &self.limits);
@@ -305,7 +302,7 @@ struct SourcePage {
 }
 
 fn render(args: &RenderArgs) -> Result<RenderMessage, ExtractError> {
-    let bytes = read_bounded(&args.path, args.max_file_bytes)?;
+    let bytes = read_bounded(&args.path, args.limits.max_file_bytes)?;
     if bytes.is_empty() {
         return Err(ExtractError::Damaged("the file is empty".into()));
     }
@@ -315,7 +312,7 @@ fn render(args: &RenderArgs) -> Result<RenderMessage, ExtractError> {
     let ocr_side = ocr::MAX_OCR_LONG_SIDE.max(args.max_long_side);
     let source = match sniff_kind(&bytes, &args.media_type)? {
         Sniffed::Pdf => {
-            let pdf = PdfSource::open(bytes, args.max_total_pages, args.max_image_pixels)?;
+            let pdf = PdfSource::open(bytes, args.limits.max_total_pages, args.limits.max_image_pixels)?;
             let pages = pdf.page_count();
             if args.page == 0 || args.page > pages {
                 return Ok(RenderMessage::NoSuchPage { requested: args.page, pages });
@@ -328,11 +325,11 @@ fn render(args: &RenderArgs) -> Result<RenderMessage, ExtractError> {
             SourcePage { image, dpi, detect_orientation, pages }
         }
         kind => {
-            let pages = raster::image_page_count(&bytes, kind, args.max_pages)?;
+            let pages = raster::image_page_count(&bytes, kind, args.limits.max_pages)?;
             if args.page == 0 || args.page > pages {
                 return Ok(RenderMessage::NoSuchPage { requested: args.page, pages });
             }
-            let (image, dpi) = raster::decode_page_rgb(&bytes, kind, args.max_image_pixels, args.max_pages, args.page)?;
+            let (image, dpi) = raster::decode_page_rgb(&bytes, kind, args.limits.max_image_pixels, args.limits.max_pages, args.page)?;
             let (image, dpi) = fit(image, dpi, ocr_side);
             SourcePage { image, dpi, detect_orientation: true, pages }
         }

@@ -5,7 +5,7 @@
 //!
 //! Why a process: parser panics can be caught, but stack overflows, allocation
 //! aborts and runaway C code (Tesseract, Leptonica) cannot, in-process.
-use super::protocol::{ChildArgs, ChildMessage};
+use super::protocol::{ChildArgs, ChildLimits, ChildMessage};
 use super::{DocumentFile, Extractor};
 use crate::domain::document::{DocumentProblem, ExtractedDocument, ProblemKind};
 use std::io::{BufRead, BufReader, Read};
@@ -47,6 +47,18 @@ pub struct Limits {
     pub max_output_bytes: usize,
     /// Documents extracted at once (one child each).
     pub parallelism: usize,
+}
+
+impl Limits {
+    /// The part of the limits the child enforces itself, on its command line.
+    pub(crate) fn child_limits(&self) -> ChildLimits {
+        ChildLimits {
+            max_pages: self.max_pages,
+            max_total_pages: self.max_total_pages,
+            max_image_pixels: self.max_image_pixels,
+            max_file_bytes: self.max_file_bytes,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -142,10 +154,7 @@ impl SandboxExtractor {
         let args = ChildArgs {
             media_type: document.media_type.clone(),
             threads: threads.max(1),
-            max_pages: self.limits.max_pages,
-            max_total_pages: self.limits.max_total_pages,
-            max_image_pixels: self.limits.max_image_pixels,
-            max_file_bytes: self.limits.max_file_bytes,
+            limits: self.limits.child_limits(),
             path: document.path.clone(),
         };
         sandboxed_command(&self.program, "sandbox-extract", args.to_argv(), &self.limits)
