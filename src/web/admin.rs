@@ -113,6 +113,26 @@ struct VersionLine {
     overlays: Vec<String>,
 }
 
+impl VersionLine {
+    /// One stored version as the pages show it to an admin of `tenant`;
+    /// `active_here`: it is the version checking that tenant's cases now.
+    fn of(l: &ListedVersion, tenant: &str, active_here: bool) -> Self {
+        VersionLine {
+            version_id: l.version.version_id.clone(),
+            subject: l.version.subject.clone(),
+            label: l.version.label.clone(),
+            hash: l.version.content_hash.clone(),
+            hash_short: l.version.content_hash.chars().take(12).collect(),
+            author: l.version.author.clone(),
+            created: labels::moment(l.version.created_at),
+            comment: l.version.comment.clone(),
+            active: active_words(&l.active_for, tenant),
+            active_here,
+            overlays: l.overlay_tenants.clone(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct SubjectGroup {
     subject: String,
@@ -173,18 +193,9 @@ pub async fn overview(State(state): State<Arc<AppState>>, Signed(session): Signe
                 .iter()
                 .filter(|l| &l.version.subject == s)
                 .rev()
-                .map(|l| VersionLine {
-                    version_id: l.version.version_id.clone(),
-                    subject: l.version.subject.clone(),
-                    label: l.version.label.clone(),
-                    hash: l.version.content_hash.clone(),
-                    hash_short: l.version.content_hash.chars().take(12).collect(),
-                    author: l.version.author.clone(),
-                    created: labels::moment(l.version.created_at),
-                    comment: l.version.comment.clone(),
-                    active: active_words(&l.active_for, &tenant),
-                    active_here: effective(&listed, s, &tenant).is_some_and(|e| e.version.version_id == l.version.version_id),
-                    overlays: l.overlay_tenants.clone(),
+                .map(|l| {
+                    let here = effective(&listed, s, &tenant).is_some_and(|e| e.version.version_id == l.version.version_id);
+                    VersionLine::of(l, &tenant, here)
                 })
                 .collect(),
         })
@@ -768,19 +779,7 @@ pub async fn version(
             account => account(&state, &session),
             section => "uebersicht",
             tenant => tenant_of(&state, &session),
-            v => VersionLine {
-                version_id: l.version.version_id.clone(),
-                subject: l.version.subject.clone(),
-                label: l.version.label.clone(),
-                hash: l.version.content_hash.clone(),
-                hash_short: l.version.content_hash.chars().take(12).collect(),
-                author: l.version.author.clone(),
-                created: labels::moment(l.version.created_at),
-                comment: l.version.comment.clone(),
-                active: active_words(&l.active_for, &tenant),
-                active_here: eff.is_some_and(|e| e.version.version_id == version_id),
-                overlays: l.overlay_tenants.clone(),
-            },
+            v => VersionLine::of(l, &tenant, eff.is_some_and(|e| e.version.version_id == version_id)),
             is_catalogue => l.version.subject == CATALOGUE_SUBJECT,
             effective => eff.map(|e| e.version.version_id.clone()),
             files => files,
